@@ -1,0 +1,1 @@
+//! Passthrough FUSE filesystem over a backing directory (see issue 3).

@@ -1,0 +1,3 @@
+//! leasefs-leases: the protocol-neutral lock manager.
+pub mod types;
+pub use types::*;

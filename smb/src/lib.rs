@@ -1,0 +1,1 @@
+//! SMB2/3 server front end (see issue 4).

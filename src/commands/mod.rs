@@ -1,0 +1,5 @@
+//! One module per subcommand.
+
+pub mod control;
+pub mod mount;
+pub mod serve;
