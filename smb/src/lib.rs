@@ -1,1 +1,3 @@
 //! SMB2/3 server front end (see issue 4).
+pub mod auth;
+pub mod crypto;

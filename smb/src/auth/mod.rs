@@ -1,0 +1,1 @@
+//! SPNEGO/NTLMSSP authentication (MS-SPNG, MS-NLMP); being implemented.
