@@ -1,0 +1,253 @@
+//! Byte-range locks in the unified table: grants, queues of blocked requests, deadlock
+//! detection, release on close and disconnect.
+
+use super::{LockOutcome, LockRequest, Outbox, PendingLock, Requester, Shared, State};
+use crate::brlock::LockOwner;
+use crate::error::LockError;
+use crate::lease::BreakReason;
+use crate::types::{FileId, OwnerId};
+use crate::wait::{Slot, WaitHandle, Withdraw};
+use std::collections::HashSet;
+use std::sync::Weak;
+
+impl State {
+    pub(crate) fn lock(
+        &mut self,
+        sh: &Shared,
+        w: Weak<dyn Withdraw>,
+        req: &LockRequest,
+        out: &mut Outbox,
+    ) -> Result<LockOutcome, LockError> {
+        let now = sh.now();
+        if self.grace_blocks(sh, req.file, now) {
+            return Err(LockError::InGrace(req.file));
+        }
+        if let LockOwner::Open(o) = req.owner {
+            match self.opens.get(&o) {
+                Some(e) if e.req.file == req.file => {}
+                _ => return Err(LockError::UnknownOpen),
+            }
+        }
+        let f = self.file_mut(req.file);
+        if let Some(c) = f.locks.first_conflict(&req.owner, &req.range, req.kind) {
+            if !req.wait {
+                self.gc_file(req.file);
+                return Err(LockError::Conflict {
+                    range: c.range,
+                    kind: c.kind,
+                });
+            }
+            let blockers = f.locks.blockers(&req.owner, &req.range, req.kind);
+            if self.would_deadlock(&req.owner, blockers) {
+                return Err(LockError::Deadlock);
+            }
+            let id = self.next_wait_id();
+            let slot = Slot::new();
+            self.file_mut(req.file).pending.push_back(PendingLock {
+                id,
+                req: *req,
+                slot: slot.clone(),
+            });
+            self.lock_waits.insert(id, req.file);
+            return Ok(LockOutcome::Wait(WaitHandle { slot, id, owner: w }));
+        }
+        self.apply_lock(sh, req, out);
+        Ok(LockOutcome::Granted)
+    }
+
+    /// Grants a lock known not to conflict, persists it and breaks others' read caching
+    /// (MS-FSA 2.1.5.7: a byte-range lock breaks Level II / R caching, without waiting).
+    fn apply_lock(&mut self, sh: &Shared, req: &LockRequest, out: &mut Outbox) {
+        let f = self.file_mut(req.file);
+        f.locks.insert(req.owner, req.range, req.kind);
+        self.store_locks(sh, req.file);
+        let by = match req.owner {
+            LockOwner::Posix { owner, .. } => {
+                self.owner_lock_files
+                    .entry(owner)
+                    .or_default()
+                    .insert(req.file);
+                Requester::owner(owner)
+            }
+            LockOwner::Open(o) => match self.opens.get(&o) {
+                Some(e) => Requester {
+                    owner: e.req.owner,
+                    lease: e.lease,
+                },
+                None => return,
+            },
+        };
+        let ids = self.other_leases(req.file, &by);
+        let now = sh.now();
+        let none: Weak<dyn Withdraw> = Weak::<Shared>::new();
+        self.break_leases(sh, &none, &ids, BreakReason::ByteRangeLock, false, now, out);
+    }
+
+    /// Whether `requester` waiting on `blockers` closes a cycle: follow each blocker's
+    /// own queued requests to the owners they wait on.
+    fn would_deadlock(&self, requester: &LockOwner, blockers: Vec<LockOwner>) -> bool {
+        let mut stack = blockers;
+        let mut seen = HashSet::new();
+        while let Some(o) = stack.pop() {
+            if o == *requester {
+                return true;
+            }
+            if !seen.insert(o) {
+                continue;
+            }
+            for file in self.lock_waits.values().collect::<HashSet<_>>() {
+                let Some(f) = self.files.get(file) else {
+                    continue;
+                };
+                for p in f.pending.iter().filter(|p| p.req.owner == o) {
+                    stack.extend(f.locks.blockers(&p.req.owner, &p.req.range, p.req.kind));
+                }
+            }
+        }
+        false
+    }
+
+    pub(crate) fn unlock(
+        &mut self,
+        sh: &Shared,
+        file: FileId,
+        owner: LockOwner,
+        range: crate::range::ByteRange,
+        out: &mut Outbox,
+    ) -> Result<(), LockError> {
+        let removed = match self.files.get_mut(&file) {
+            Some(f) => f.locks.remove(&owner, &range),
+            None => false,
+        };
+        if !removed {
+            return match owner {
+                LockOwner::Posix { .. } => Ok(()),
+                LockOwner::Open(_) => Err(LockError::RangeNotLocked),
+            };
+        }
+        self.locks_changed(sh, file, out);
+        Ok(())
+    }
+
+    /// Drops all locks and queued requests of one lock owner on a file.
+    pub(crate) fn release_lock_owner(
+        &mut self,
+        sh: &Shared,
+        file: FileId,
+        owner: LockOwner,
+        out: &mut Outbox,
+    ) {
+        let Some(f) = self.files.get_mut(&file) else {
+            return;
+        };
+        let removed = f.locks.remove_where(|h| h.owner == owner);
+        let mut cancelled = Vec::new();
+        f.pending.retain(|p| {
+            if p.req.owner == owner && matches!(owner, LockOwner::Open(_)) {
+                cancelled.push((p.id, p.slot.clone()));
+                false
+            } else {
+                true
+            }
+        });
+        for (id, slot) in cancelled {
+            self.lock_waits.remove(&id);
+            out.lock_wakes.push((slot, Err(LockError::Cancelled)));
+        }
+        if removed {
+            self.locks_changed(sh, file, out);
+        }
+        self.gc_file(file);
+    }
+
+    /// A disconnected front-end owner: every POSIX lock owner under it goes, queued
+    /// requests included.
+    pub(crate) fn release_posix_owner(
+        &mut self,
+        sh: &Shared,
+        file: FileId,
+        owner: OwnerId,
+        out: &mut Outbox,
+    ) {
+        let Some(f) = self.files.get_mut(&file) else {
+            return;
+        };
+        let mine = |o: &LockOwner| matches!(o, LockOwner::Posix { owner: x, .. } if *x == owner);
+        let removed = f.locks.remove_where(|h| mine(&h.owner));
+        let mut cancelled = Vec::new();
+        f.pending.retain(|p| {
+            if mine(&p.req.owner) {
+                cancelled.push((p.id, p.slot.clone()));
+                false
+            } else {
+                true
+            }
+        });
+        for (id, slot) in cancelled {
+            self.lock_waits.remove(&id);
+            out.lock_wakes.push((slot, Err(LockError::Cancelled)));
+        }
+        if removed {
+            self.locks_changed(sh, file, out);
+        }
+        self.gc_file(file);
+    }
+
+    pub(crate) fn withdraw_lock(&mut self, sh: &Shared, id: u64, out: &mut Outbox) {
+        let Some(file) = self.lock_waits.remove(&id) else {
+            return;
+        };
+        if let Some(f) = self.files.get_mut(&file) {
+            if let Some(pos) = f.pending.iter().position(|p| p.id == id) {
+                if let Some(p) = f.pending.remove(pos) {
+                    out.lock_wakes.push((p.slot, Err(LockError::Cancelled)));
+                }
+            }
+        }
+        // A withdrawn request may have been holding later ones back.
+        self.grant_pending(sh, file, out);
+        self.gc_file(file);
+    }
+
+    /// Persists the file's locks and grants queued requests that no longer conflict.
+    fn locks_changed(&mut self, sh: &Shared, file: FileId, out: &mut Outbox) {
+        self.store_locks(sh, file);
+        self.grant_pending(sh, file, out);
+        self.gc_file(file);
+    }
+
+    /// Queued requests are granted in arrival order; one that still conflicts holds back
+    /// later requests that conflict with it, so a writer is not starved by readers.
+    fn grant_pending(&mut self, sh: &Shared, file: FileId, out: &mut Outbox) {
+        let mut i = 0;
+        loop {
+            let Some(f) = self.files.get(&file) else {
+                return;
+            };
+            if i >= f.pending.len() {
+                return;
+            }
+            let p = &f.pending[i];
+            let blocked_by_held = f
+                .locks
+                .first_conflict(&p.req.owner, &p.req.range, p.req.kind)
+                .is_some();
+            let blocked_by_earlier = f.pending.iter().take(i).any(|q| {
+                q.req.owner != p.req.owner
+                    && q.req.range.overlaps(&p.req.range)
+                    && (q.req.kind == crate::brlock::LockKind::Exclusive
+                        || p.req.kind == crate::brlock::LockKind::Exclusive)
+            });
+            if blocked_by_held || blocked_by_earlier {
+                i += 1;
+                continue;
+            }
+            let Some(p) = self.files.get_mut(&file).and_then(|f| f.pending.remove(i)) else {
+                return;
+            };
+            self.lock_waits.remove(&p.id);
+            self.apply_lock(sh, &p.req, out);
+            out.lock_wakes.push((p.slot, Ok(())));
+        }
+    }
+}

@@ -1,0 +1,327 @@
+//! Opens: share modes, the breaks an open triggers, lease grants, close.
+
+use super::{
+    LeaseEntry, LeaseId, OpenEntry, OpenGrant, OpenOutcome, OpenRequest, Outbox, Shared, State,
+};
+use crate::error::LockError;
+use crate::lease::{grant_state, BreakReason, Lease, LeaseGrant, LeaseState};
+use crate::store::{LeaseRecord, OpenRecord};
+use crate::types::{LeaseKey, OpenId, ShareAccess};
+use crate::wait::{WakeReason, Withdraw};
+use std::sync::Weak;
+
+/// MS-FSA 2.1.5.1.2: an existing open and a new one conflict when either wants an
+/// access the other does not share.
+pub(crate) fn share_conflict(existing: &OpenRequest, new: &OpenRequest) -> bool {
+    if existing.stat_only || new.stat_only {
+        return false;
+    }
+    let denies = |a: &OpenRequest, b: &OpenRequest| {
+        (a.access.read && !b.share.contains(ShareAccess::READ))
+            || (a.access.write && !b.share.contains(ShareAccess::WRITE))
+            || (a.access.delete && !b.share.contains(ShareAccess::DELETE))
+    };
+    denies(new, existing) || denies(existing, new)
+}
+
+/// The private lease key of a traditional oplock: one per open.
+pub(crate) fn oplock_key(open: OpenId) -> LeaseKey {
+    let mut k = [0u8; 16];
+    k[..8].copy_from_slice(b"oplock\0\0");
+    k[8..].copy_from_slice(&open.0.to_be_bytes());
+    LeaseKey(k)
+}
+
+impl State {
+    pub(crate) fn open(
+        &mut self,
+        sh: &Shared,
+        withdraw: Weak<dyn Withdraw>,
+        req: &OpenRequest,
+        out: &mut Outbox,
+    ) -> Result<OpenOutcome, LockError> {
+        let now = sh.now();
+        if self.grace_blocks(sh, req.file, now) {
+            return Err(LockError::InGrace(req.file));
+        }
+        let my_lease: Option<LeaseId> = req.lease.filter(|l| !l.oplock).map(|l| (l.client, l.key));
+        if let Some(id) = my_lease {
+            if let Some(e) = self.leases.get(&id) {
+                if e.lease.file != req.file {
+                    return Err(LockError::LeaseKeyOnOtherFile);
+                }
+            }
+        }
+        let requester = super::Requester {
+            owner: req.owner,
+            lease: my_lease,
+        };
+        if !req.stat_only {
+            if let Some(f) = self.files.get(&req.file) {
+                let conflicting: Vec<OpenId> = f
+                    .opens
+                    .iter()
+                    .copied()
+                    .filter(|o| {
+                        self.opens
+                            .get(o)
+                            .is_some_and(|e| share_conflict(&e.req, req))
+                    })
+                    .collect();
+                if !conflicting.is_empty() {
+                    // MS-SMB2 3.3.5.9 / MS-FSA 2.1.5.1.2: a sharing violation first breaks the
+                    // handle caching of the conflicting opens' leases; the holders may close
+                    // their cached handles, and the open is retried after the ack.
+                    let mut ids: Vec<LeaseId> = conflicting
+                        .iter()
+                        .filter_map(|o| self.opens.get(o).and_then(|e| e.lease))
+                        .collect();
+                    ids.sort();
+                    ids.dedup();
+                    ids.retain(|id| Some(*id) != my_lease);
+                    if let Some(w) = self.break_leases(
+                        sh,
+                        &withdraw,
+                        &ids,
+                        BreakReason::SharingViolation,
+                        true,
+                        now,
+                        out,
+                    ) {
+                        return Ok(OpenOutcome::Wait(w));
+                    }
+                    return Err(LockError::SharingViolation);
+                }
+                let reason = if req.overwrite || (req.writes_unseen && req.access.write) {
+                    BreakReason::Overwrite
+                } else {
+                    BreakReason::Open
+                };
+                let ids = self.other_leases(req.file, &requester);
+                if let Some(w) = self.break_leases(sh, &withdraw, &ids, reason, true, now, out) {
+                    return Ok(OpenOutcome::Wait(w));
+                }
+            }
+        }
+        Ok(OpenOutcome::Opened(self.register_open(sh, req, false)))
+    }
+
+    /// Leases on `file` that are not the requester's.
+    pub(crate) fn other_leases(
+        &self,
+        file: crate::types::FileId,
+        by: &super::Requester,
+    ) -> Vec<LeaseId> {
+        match self.files.get(&file) {
+            Some(f) => f
+                .leases
+                .iter()
+                .copied()
+                .filter(|id| Some(*id) != by.lease)
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// What other opens of the file let a new lease hold (DESIGN.md "Local access"):
+    /// W only for the sole opener key (MS-FSA 2.1.5.17); no R or W beside an open whose
+    /// writes the manager does not see; no W beside one whose reads it does not see.
+    fn allowed_for_new_lease(&self, req: &OpenRequest, lease_id: Option<LeaseId>) -> LeaseState {
+        let mut allowed = LeaseState::RWH;
+        if let Some(f) = self.files.get(&req.file) {
+            for o in &f.opens {
+                let Some(e) = self.opens.get(o) else { continue };
+                if e.req.stat_only || (lease_id.is_some() && e.lease == lease_id) {
+                    continue;
+                }
+                allowed = allowed.without(LeaseState::W);
+                if e.req.writes_unseen && e.req.access.write {
+                    allowed = allowed.without(LeaseState::R);
+                }
+            }
+        }
+        allowed
+    }
+
+    /// Records an open and grants its lease. A reclaimed lease gets back exactly the
+    /// (already validated) state it asks for instead of going through the grant rules.
+    pub(crate) fn register_open(
+        &mut self,
+        sh: &Shared,
+        req: &OpenRequest,
+        reclaim: bool,
+    ) -> OpenGrant {
+        let id = OpenId(self.next_open);
+        self.next_open += 1;
+        let mut grant = None;
+        let mut lease_id = None;
+        if let Some(lr) = req.lease {
+            let key = if lr.oplock { oplock_key(id) } else { lr.key };
+            let lid = (lr.client, key);
+            let allowed = self.allowed_for_new_lease(req, Some(lid));
+            let entry = self.leases.entry(lid).or_insert_with(|| LeaseEntry {
+                lease: Lease {
+                    client: lr.client,
+                    key,
+                    file: req.file,
+                    owner: req.owner,
+                    state: LeaseState::NONE,
+                    version: lr.version,
+                    epoch: 0,
+                    is_dir: req.is_dir,
+                    oplock: lr.oplock,
+                    breaking: false,
+                    break_to: LeaseState::NONE,
+                    required: LeaseState::NONE,
+                    break_started: None,
+                    deadline: None,
+                    break_seq: 0,
+                    reason: None,
+                },
+                opens: Vec::new(),
+                waiters: Vec::new(),
+            });
+            let l = &mut entry.lease;
+            let is_new = entry.opens.is_empty();
+            // No upgrade while a break is in flight: the client learns of the break through
+            // SMB2_LEASE_FLAG_BREAK_IN_PROGRESS and keeps the current state.
+            if !l.breaking {
+                let granted = if reclaim {
+                    lr.state.normalize(req.is_dir)
+                } else {
+                    grant_state(lr.state, l.state, allowed, req.is_dir)
+                };
+                if granted != l.state
+                    && !is_new
+                    && matches!(l.version, crate::lease::LeaseVersion::V2 { .. })
+                {
+                    // MS-SMB2 3.3.5.9.11: an upgrade of a V2 lease bumps the epoch.
+                    l.epoch = l.epoch.wrapping_add(1);
+                }
+                if is_new && matches!(l.version, crate::lease::LeaseVersion::V2 { .. }) {
+                    l.epoch = 1;
+                }
+                l.state = granted;
+            }
+            l.owner = req.owner;
+            entry.opens.push(id);
+            grant = Some(LeaseGrant {
+                state: l.state,
+                epoch: l.epoch,
+                breaking: l.breaking,
+            });
+            lease_id = Some(lid);
+            let rec = lease_record(&entry.lease);
+            let f = self.file_mut(req.file);
+            if !f.leases.contains(&lid) {
+                f.leases.push(lid);
+            }
+            sh.store_result("put lease", sh.store.put_lease(&rec));
+        }
+        self.opens.insert(
+            id,
+            OpenEntry {
+                req: *req,
+                id,
+                lease: lease_id,
+            },
+        );
+        self.file_mut(req.file).opens.push(id);
+        self.owner_opens.entry(req.owner).or_default().insert(id);
+        sh.store_result(
+            "put open",
+            sh.store.put_open(&open_record(id, req, lease_id)),
+        );
+        OpenGrant {
+            open: id,
+            lease: grant,
+        }
+    }
+
+    /// Closes an open; the lease goes with its last open, and everyone waiting on it
+    /// proceeds with `reason`.
+    pub(crate) fn close(
+        &mut self,
+        sh: &Shared,
+        open: OpenId,
+        reason: WakeReason,
+        out: &mut Outbox,
+    ) {
+        let Some(e) = self.opens.remove(&open) else {
+            return;
+        };
+        let file = e.req.file;
+        if let Some(set) = self.owner_opens.get_mut(&e.req.owner) {
+            set.remove(&open);
+            if set.is_empty() {
+                self.owner_opens.remove(&e.req.owner);
+            }
+        }
+        if let Some(f) = self.files.get_mut(&file) {
+            f.opens.retain(|o| *o != open);
+        }
+        sh.store_result("remove open", sh.store.remove_open(open));
+        if let Some(lid) = e.lease {
+            let last = match self.leases.get_mut(&lid) {
+                Some(le) => {
+                    le.opens.retain(|o| *o != open);
+                    le.opens.is_empty()
+                }
+                None => false,
+            };
+            if last {
+                self.remove_lease(sh, lid, reason, out);
+            }
+        }
+        // SMB byte-range locks belong to the handle (MS-FSA 2.1.5.4: released on cleanup).
+        self.release_lock_owner(sh, file, crate::brlock::LockOwner::Open(open), out);
+        self.gc_file(file);
+    }
+
+    pub(crate) fn remove_lease(
+        &mut self,
+        sh: &Shared,
+        lid: LeaseId,
+        reason: WakeReason,
+        out: &mut Outbox,
+    ) {
+        let Some(le) = self.leases.remove(&lid) else {
+            return;
+        };
+        if let Some(f) = self.files.get_mut(&le.lease.file) {
+            f.leases.retain(|l| *l != lid);
+        }
+        sh.store_result("remove lease", sh.store.remove_lease(lid.0, lid.1));
+        for w in le.waiters {
+            self.satisfy_waiter(w, lid, reason, out);
+        }
+    }
+}
+
+pub(crate) fn lease_record(l: &Lease) -> LeaseRecord {
+    LeaseRecord {
+        client: l.client,
+        key: l.key,
+        file: l.file,
+        owner: l.owner,
+        state: l.state,
+        version: l.version,
+        epoch: l.epoch,
+        is_dir: l.is_dir,
+        oplock: l.oplock,
+    }
+}
+
+pub(crate) fn open_record(id: OpenId, req: &OpenRequest, lease: Option<LeaseId>) -> OpenRecord {
+    OpenRecord {
+        id,
+        file: req.file,
+        owner: req.owner,
+        access: req.access,
+        share: req.share,
+        stat_only: req.stat_only,
+        writes_unseen: req.writes_unseen,
+        is_dir: req.is_dir,
+        lease,
+    }
+}
