@@ -1,1 +1,29 @@
-//! Passthrough FUSE filesystem over a backing directory (see issue 3).
+//! leasefs-fuse: the local front end of leasefs. A passthrough filesystem over the backing
+//! directory (fuser 0.18) that asks the lock manager before an open, a truncate, an
+//! unlink, a rename or a POSIX lock proceeds, so that lease holders on other front ends
+//! are broken (and waited for, up to the break deadline) before local I/O touches the data.
+//!
+//! Map: `inode` (node ids ↔ `O_PATH` handles), `handles` (open files and directory
+//! streams), `ops/` (the operations by group), `mediation` (every lock-manager call),
+//! `passthrough` (kernel FUSE passthrough backings), `creds` (acting as the caller),
+//! `mount` (mounting and unmounting), `fs` (shared state and dispatch).
+
+mod attr;
+mod creds;
+mod fs;
+mod handles;
+mod inode;
+mod mediation;
+mod mount;
+mod ops;
+mod passthrough;
+mod signals;
+mod sys;
+
+pub use mount::{MountConfig, MountError, MountHandle};
+pub use signals::ShutdownSignals;
+
+/// Mounts with no lock manager behind it (placeholder until the manager lands).
+pub fn mount(cfg: MountConfig) -> Result<MountHandle, MountError> {
+    mount::mount_with(cfg, mediation::Mediator)
+}

@@ -1,6 +1,10 @@
-//! `leasefs mount` (issue 3).
+//! `leasefs mount` (issue 3): serve the backing directory through a local FUSE mount in the
+//! foreground until SIGINT/SIGTERM, then unmount cleanly.
 
 use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
 
 #[derive(clap::Args)]
 pub struct MountArgs {
@@ -10,8 +14,44 @@ pub struct MountArgs {
     /// Empty directory to mount on.
     #[arg(long)]
     pub mount: PathBuf,
+    /// Directory for the lock manager's persistent state (sled); in memory when omitted.
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// Seconds a lease holder has to acknowledge a break before it is revoked.
+    #[arg(long, default_value_t = 35.0)]
+    pub break_timeout: f64,
+    /// Let users other than the mounting one use the mount.
+    #[arg(long)]
+    pub allow_other: bool,
+    /// Serve reads and writes from the daemon instead of kernel FUSE passthrough.
+    #[arg(long)]
+    pub no_passthrough: bool,
+    /// Seconds the kernel may cache names and attributes. Changes made directly in the
+    /// backing directory (not through leasefs) are seen through the mount after this long.
+    #[arg(long, default_value_t = 30.0)]
+    pub attr_timeout: f64,
 }
 
-pub fn run(_args: MountArgs) -> anyhow::Result<()> {
-    anyhow::bail!("`leasefs mount` is not built yet (issue 3)")
+fn secs(what: &str, v: f64) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(v).with_context(|| format!("--{what} {v}: not a duration"))
+}
+
+pub fn run(args: MountArgs) -> anyhow::Result<()> {
+    let _break_timeout = secs("break-timeout", args.break_timeout)?;
+    let mut cfg = leasefs_fuse::MountConfig::new(&args.backing, &args.mount);
+    cfg.allow_other = args.allow_other;
+    cfg.passthrough = !args.no_passthrough;
+    cfg.attr_timeout = secs("attr-timeout", args.attr_timeout)?;
+    // Before any thread exists, so the session threads inherit the blocked mask.
+    let signals = leasefs_fuse::ShutdownSignals::block().context("blocking SIGINT/SIGTERM")?;
+    let handle = leasefs_fuse::mount(cfg)?;
+    tracing::info!(
+        "serving {} on {}; SIGINT or SIGTERM unmounts",
+        args.backing.display(),
+        handle.mountpoint().display()
+    );
+    let sig = signals.wait().context("waiting for a signal")?;
+    tracing::info!("signal {sig}: unmounting");
+    handle.unmount()?;
+    Ok(())
 }

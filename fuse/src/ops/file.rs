@@ -1,0 +1,363 @@
+//! File I/O: open, create, read, write, flush, release, fsync, fallocate, lseek,
+//! copy_file_range.
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+
+use fuser::{
+    BackingId, CopyFileRangeFlags, Errno, FileHandle, FopenFlags, Generation, INodeNo, LockOwner,
+    OpenFlags, ReplyCreate, ReplyData, ReplyEmpty, ReplyLseek, ReplyOpen, ReplyWrite, Request,
+};
+
+use crate::attr::to_attr;
+use crate::creds::AsCaller;
+use crate::fs::{errno, Fs};
+use crate::handles::{FileHandle as Open, Handle};
+use crate::inode::Inode;
+use crate::mediation::{Gate, LocalOpen, OpenMode};
+use crate::passthrough::Backing;
+use crate::sys::{self, cvt};
+
+/// How an open was answered: through a kernel passthrough backing or by the daemon.
+enum Served {
+    Passthrough(Arc<Backing>),
+    Daemon(FopenFlags),
+}
+
+fn open_mode(flags: i32, passthrough: bool) -> OpenMode {
+    let acc = flags & libc::O_ACCMODE;
+    OpenMode {
+        read: acc != libc::O_WRONLY,
+        write: acc != libc::O_RDONLY,
+        overwrite: flags & libc::O_TRUNC != 0,
+        is_dir: false,
+        // The daemon never sees writes the kernel passes through, so nobody else may
+        // cache the file while such an open can write (DESIGN, "Local access").
+        writes_unseen: passthrough,
+    }
+}
+
+/// Flags for the daemon's own descriptor: O_DIRECT would make its unaligned buffers fail,
+/// and the kernel does direct I/O for the caller already.
+fn backing_flags(flags: i32) -> i32 {
+    flags & !(libc::O_DIRECT | libc::O_CREAT | libc::O_EXCL | libc::O_NOCTTY)
+}
+
+impl Fs {
+    fn handle(&self, fh: FileHandle) -> Result<Arc<Handle>, Errno> {
+        self.handles.file(fh.0).ok_or(Errno::EBADF)
+    }
+
+    /// Decides how the open of `node` is served, registering a passthrough backing with
+    /// `register` when the kernel can take the I/O.
+    fn serve(
+        &self,
+        node: &Inode,
+        write: bool,
+        register: impl FnOnce(&File) -> std::io::Result<BackingId>,
+    ) -> Served {
+        match self
+            .passthrough
+            .backing_for(node, write, |f| self.reopen(node, f), register)
+        {
+            Some(b) => Served::Passthrough(b),
+            None if self.passthrough.has_backing(node.key) => {
+                Served::Daemon(FopenFlags::FOPEN_DIRECT_IO)
+            }
+            None => Served::Daemon(FopenFlags::empty()),
+        }
+    }
+
+    fn add_open(&self, node: Arc<Inode>, file: File, open: LocalOpen, served: &Served) -> u64 {
+        let backing = match served {
+            Served::Passthrough(b) => Some(b.clone()),
+            Served::Daemon(_) => None,
+        };
+        self.handles.insert(Handle::File(Open {
+            inode: node,
+            file,
+            open,
+            backing,
+        }))
+    }
+
+    pub fn open(self: &Arc<Self>, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let node = match self.inode(ino) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
+        };
+        let flags = flags.0;
+        let mode = open_mode(flags, self.passthrough.enabled() && node.is_reg());
+        let key = node.key;
+        let gate = self.mediator.open(key, mode);
+        self.gated(
+            gate,
+            move |fs| fs.mediator.open(key, mode),
+            move |fs, granted| {
+                let open = match granted {
+                    Ok(o) => o,
+                    Err(e) => return reply.error(e),
+                };
+                let file = match fs.reopen(&node, backing_flags(flags)) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        fs.mediator.close(open);
+                        return reply.error(errno(e));
+                    }
+                };
+                let served = fs.serve(&node, mode.write, |f| reply.open_backing(f));
+                let fh = fs.add_open(node, file, open, &served);
+                match served {
+                    Served::Passthrough(b) => {
+                        reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), &b.id)
+                    }
+                    Served::Daemon(f) => reply.opened(FileHandle(fh), f),
+                }
+            },
+        );
+    }
+
+    pub fn create(
+        self: &Arc<Self>,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        flags: i32,
+        reply: ReplyCreate,
+    ) {
+        let made = (|| {
+            let parent = self.inode(parent)?;
+            let cname = sys::cstr(name).map_err(errno)?;
+            // O_TRUNC waits until the open is mediated: an existing file may be cached by
+            // a lease holder that must be broken first.
+            let file = {
+                let _as = AsCaller::new(req.uid(), req.gid());
+                let f = backing_flags(flags) & !libc::O_TRUNC;
+                sys::openat(parent.fd(), &cname, f | libc::O_CREAT, mode).map_err(errno)?
+            };
+            let path = sys::openat(
+                self.proc_dir(),
+                &sys::fd_name(file.as_raw_fd()),
+                libc::O_PATH,
+                0,
+            )
+            .map_err(errno)?;
+            let st = sys::fstat(path.as_fd()).map_err(errno)?;
+            Ok((self.inodes.intern(path, &st), File::from(file)))
+        })();
+        let (node, file) = match made {
+            Ok(v) => v,
+            Err(e) => return reply.error(e),
+        };
+        let omode = open_mode(flags, self.passthrough.enabled() && node.is_reg());
+        let key = node.key;
+        let gate = self.mediator.open(key, omode);
+        self.gated(
+            gate,
+            move |fs| fs.mediator.open(key, omode),
+            move |fs, granted| {
+                let open = match granted {
+                    Ok(o) => o,
+                    Err(e) => {
+                        fs.inodes.forget(node.nodeid, 1);
+                        return reply.error(e);
+                    }
+                };
+                let done = (|| {
+                    if omode.overwrite {
+                        sys::retry(|| cvt(unsafe { libc::ftruncate64(file.as_raw_fd(), 0) }))?;
+                    }
+                    sys::fstat(file.as_fd())
+                })();
+                let st = match done {
+                    Ok(st) => st,
+                    Err(e) => {
+                        fs.mediator.close(open);
+                        fs.inodes.forget(node.nodeid, 1);
+                        return reply.error(errno(e));
+                    }
+                };
+                let attr = to_attr(node.nodeid, &st);
+                let served = fs.serve(&node, omode.write, |f| reply.open_backing(f));
+                let fh = FileHandle(fs.add_open(node, file, open, &served));
+                match served {
+                    Served::Passthrough(b) => reply.created_passthrough(
+                        &fs.ttl,
+                        &attr,
+                        Generation(0),
+                        fh,
+                        FopenFlags::empty(),
+                        &b.id,
+                    ),
+                    Served::Daemon(f) => reply.created(&fs.ttl, &attr, Generation(0), fh, f),
+                }
+            },
+        );
+    }
+
+    pub fn read(&self, fh: FileHandle, offset: u64, size: u32, reply: ReplyData) {
+        let h = match self.handle(fh) {
+            Ok(h) => h,
+            Err(e) => return reply.error(e),
+        };
+        let f = &h.as_file().expect("file").file;
+        let mut buf = vec![0u8; size as usize];
+        let mut got = 0;
+        while got < buf.len() {
+            match f.read_at(&mut buf[got..], offset + got as u64) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return reply.error(errno(e)),
+            }
+        }
+        reply.data(&buf[..got])
+    }
+
+    /// A daemon-served write is announced to the lock manager first, so read caches of
+    /// other holders are broken (DESIGN: "break R at the first write" where the daemon
+    /// sees each write).
+    pub fn write(self: &Arc<Self>, fh: FileHandle, offset: u64, data: &[u8], reply: ReplyWrite) {
+        let h = match self.handle(fh) {
+            Ok(h) => h,
+            Err(e) => return reply.error(e),
+        };
+        let open = h.as_file().expect("file").open;
+        match self.mediator.before_write(&open) {
+            Gate::Ready(()) => do_write(&h, offset, data, reply),
+            Gate::Wait(w) => {
+                let data = data.to_vec();
+                self.gated(
+                    Gate::Wait(w),
+                    move |fs| fs.mediator.before_write(&open),
+                    move |_fs, ()| do_write(&h, offset, &data, reply),
+                );
+            }
+        }
+    }
+
+    pub fn flush(&self, fh: FileHandle, lock_owner: LockOwner, reply: ReplyEmpty) {
+        // POSIX: closing any descriptor of a file drops the closing process's locks on it.
+        if let Ok(h) = self.handle(fh) {
+            let node = &h.as_file().expect("file").inode;
+            self.mediator.release_posix(node.key, lock_owner.0);
+        }
+        reply.ok()
+    }
+
+    pub fn release(&self, fh: FileHandle, lock_owner: Option<LockOwner>, reply: ReplyEmpty) {
+        if let Some(h) = self.handles.remove(fh.0) {
+            if let Some(f) = h.as_file() {
+                if let Some(owner) = lock_owner {
+                    self.mediator.release_posix(f.inode.key, owner.0);
+                }
+                self.mediator.close(f.open);
+            }
+        }
+        reply.ok()
+    }
+
+    pub fn fsync(&self, fh: FileHandle, datasync: bool, reply: ReplyEmpty) {
+        let r = self.handle(fh).and_then(|h| {
+            let f = &h.as_file().expect("file").file;
+            if datasync {
+                f.sync_data()
+            } else {
+                f.sync_all()
+            }
+            .map_err(errno)
+        });
+        match r {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    pub fn fallocate(&self, fh: FileHandle, offset: u64, len: u64, mode: i32, reply: ReplyEmpty) {
+        let r = self.handle(fh).and_then(|h| {
+            let f = &h.as_file().expect("file").file;
+            sys::retry(|| {
+                cvt(unsafe { libc::fallocate64(f.as_raw_fd(), mode, offset as i64, len as i64) })
+            })
+            .map_err(errno)
+        });
+        match r {
+            Ok(_) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    pub fn lseek(&self, fh: FileHandle, offset: i64, whence: i32, reply: ReplyLseek) {
+        let r = self.handle(fh).and_then(|h| {
+            let f = &h.as_file().expect("file").file;
+            cvt(unsafe { libc::lseek64(f.as_raw_fd(), offset, whence) }).map_err(errno)
+        });
+        match r {
+            Ok(o) => reply.offset(o),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn copy_file_range(
+        self: &Arc<Self>,
+        fh_in: FileHandle,
+        off_in: u64,
+        fh_out: FileHandle,
+        off_out: u64,
+        len: u64,
+        flags: CopyFileRangeFlags,
+        reply: ReplyWrite,
+    ) {
+        let (hi, ho) = match (self.handle(fh_in), self.handle(fh_out)) {
+            (Ok(i), Ok(o)) => (i, o),
+            (Err(e), _) | (_, Err(e)) => return reply.error(e),
+        };
+        let open = ho.as_file().expect("file").open;
+        let gate = self.mediator.before_write(&open);
+        self.gated(
+            gate,
+            move |fs| fs.mediator.before_write(&open),
+            move |_fs, ()| {
+                let mut oi = off_in as i64;
+                let mut oo = off_out as i64;
+                let r = cvt(unsafe {
+                    libc::copy_file_range(
+                        hi.as_file().expect("file").file.as_raw_fd(),
+                        &mut oi,
+                        ho.as_file().expect("file").file.as_raw_fd(),
+                        &mut oo,
+                        len as usize,
+                        flags.bits() as u32,
+                    )
+                });
+                match r {
+                    Ok(n) => reply.written(n as u32),
+                    Err(e) => reply.error(errno(e)),
+                }
+            },
+        );
+    }
+}
+
+fn do_write(h: &Handle, offset: u64, data: &[u8], reply: ReplyWrite) {
+    let f = &h.as_file().expect("file").file;
+    let mut put = 0;
+    while put < data.len() {
+        match f.write_at(&data[put..], offset + put as u64) {
+            Ok(0) => break,
+            Ok(n) => put += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) if put > 0 => {
+                tracing::debug!("short write: {e}");
+                break;
+            }
+            Err(e) => return reply.error(errno(e)),
+        }
+    }
+    reply.written(put as u32)
+}
