@@ -19,7 +19,7 @@ pub struct FileHandle {
     pub open: LocalOpen,
     /// Kernel passthrough backing shared by every passthrough open of the inode; kept alive
     /// as long as this open exists.
-    pub backing: Option<Arc<Backing>>,
+    pub _backing: Option<Arc<Backing>>,
 }
 
 /// One open directory stream.
@@ -65,10 +65,6 @@ impl HandleTable {
 
     pub fn remove(&self, fh: u64) -> Option<Arc<Handle>> {
         self.map.write().remove(&fh)
-    }
-
-    pub fn len(&self) -> usize {
-        self.map.read().len()
     }
 }
 

@@ -157,8 +157,4 @@ impl InodeStore {
             }
         }
     }
-
-    pub fn len(&self) -> usize {
-        self.maps.read().by_node.len()
-    }
 }

@@ -23,7 +23,11 @@ mod sys;
 pub use mount::{MountConfig, MountError, MountHandle};
 pub use signals::ShutdownSignals;
 
-/// Mounts with no lock manager behind it (placeholder until the manager lands).
-pub fn mount(cfg: MountConfig) -> Result<MountHandle, MountError> {
-    mount::mount_with(cfg, mediation::Mediator)
+/// Mounts `cfg.backing` on `cfg.mountpoint`, mediating local access through `mgr`, and
+/// serves it on background threads until the handle is unmounted or dropped.
+pub fn mount(
+    cfg: MountConfig,
+    mgr: std::sync::Arc<leasefs_leases::LockManager>,
+) -> Result<MountHandle, MountError> {
+    mount::mount_with(cfg, mediation::Mediator::new(mgr))
 }

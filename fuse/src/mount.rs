@@ -63,10 +63,18 @@ pub enum MountError {
     MountPointNotEmpty(PathBuf),
     #[error("mount point {0} is a dead FUSE mount (its daemon is gone); clean it with `fusermount3 -u {0}` or `umount -l {0}`")]
     StaleMount(PathBuf),
-    #[error("not permitted to mount on {path}: {source} (mounting FUSE needs root or a setuid fusermount3)")]
-    NotPermitted { path: PathBuf, source: io::Error },
-    #[error("{what}: {source}")]
-    Io { what: String, source: io::Error },
+    #[error("not permitted to mount on {path} (mounting FUSE needs root or a setuid fusermount3)")]
+    NotPermitted {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{what}")]
+    Io {
+        what: String,
+        #[source]
+        source: io::Error,
+    },
 }
 
 fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> MountError {
@@ -111,9 +119,16 @@ fn check(cfg: &MountConfig) -> Result<(), MountError> {
         Err(e) => return Err(io_err(format!("backing {}", cfg.backing.display()))(e)),
     }
     let mp = &cfg.mountpoint;
-    match std::fs::metadata(mp) {
-        Ok(m) if m.is_dir() => {}
+    // Listing needs the filesystem's server: a dead FUSE mount answers ENOTCONN here even
+    // when the kernel still has the root's attributes cached.
+    let listed = match std::fs::metadata(mp) {
+        Ok(m) if m.is_dir() => std::fs::read_dir(mp).map(|mut d| d.next().is_some()),
         Ok(_) => return Err(MountError::MountPointNotDir(mp.clone())),
+        Err(e) => Err(e),
+    };
+    match listed {
+        Ok(false) => {}
+        Ok(true) => return Err(MountError::MountPointNotEmpty(mp.clone())),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             return Err(MountError::MountPointMissing(mp.clone()))
         }
@@ -122,29 +137,18 @@ fn check(cfg: &MountConfig) -> Result<(), MountError> {
                 return Err(MountError::StaleMount(mp.clone()));
             }
             tracing::warn!("detaching the dead FUSE mount at {}", mp.display());
-            nix::mount::umount2(mp, nix::mount::MntFlags::MNT_DETACH)
-                .map_err(|e| MountError::StaleMount(mp.clone()).with_source(e))?;
+            if let Err(e) = nix::mount::umount2(mp, nix::mount::MntFlags::MNT_DETACH) {
+                tracing::debug!("umount2({}): {e}", mp.display());
+                return Err(MountError::StaleMount(mp.clone()));
+            }
             return check(cfg);
         }
         Err(e) => return Err(io_err(format!("mount point {}", mp.display()))(e)),
     }
-    let mut entries = std::fs::read_dir(mp).map_err(io_err(format!("reading {}", mp.display())))?;
-    if entries.next().is_some() {
-        return Err(MountError::MountPointNotEmpty(mp.clone()));
-    }
     Ok(())
 }
 
-impl MountError {
-    fn with_source(self, e: nix::Error) -> Self {
-        tracing::debug!("{self}: {e}");
-        self
-    }
-}
-
-/// Mounts `cfg.backing` on `cfg.mountpoint` and serves it on background threads until the
-/// returned handle is unmounted or dropped.
-pub fn mount_with(cfg: MountConfig, mediator: Mediator) -> Result<MountHandle, MountError> {
+pub(crate) fn mount_with(cfg: MountConfig, mediator: Mediator) -> Result<MountHandle, MountError> {
     check(&cfg)?;
     let backing = cfg
         .backing
@@ -237,6 +241,12 @@ impl MountHandle {
         let Some(session) = self.session.take() else {
             return Ok(());
         };
+        let r = self.unmount_session(session);
+        self.fs.mediator.shutdown();
+        r
+    }
+
+    fn unmount_session(&self, session: BackgroundSession) -> Result<(), MountError> {
         match session.umount_and_join() {
             Ok(()) => Ok(()),
             Err(e) => {

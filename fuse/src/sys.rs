@@ -62,7 +62,7 @@ pub fn statvfs(fd: BorrowedFd<'_>) -> io::Result<libc::statvfs64> {
 pub fn statfs_type(fd: BorrowedFd<'_>) -> io::Result<i64> {
     let mut st = MaybeUninit::<libc::statfs64>::zeroed();
     cvt(unsafe { libc::fstatfs64(fd.as_raw_fd(), st.as_mut_ptr()) })?;
-    Ok(unsafe { st.assume_init() }.f_type as i64)
+    Ok(unsafe { st.assume_init() }.f_type)
 }
 
 /// Runs `f` and retries it while it fails with `EINTR`.

@@ -37,14 +37,20 @@ fn secs(what: &str, v: f64) -> anyhow::Result<Duration> {
 }
 
 pub fn run(args: MountArgs) -> anyhow::Result<()> {
-    let _break_timeout = secs("break-timeout", args.break_timeout)?;
+    // Before any thread exists (the manager's deadline thread, the session threads), so
+    // every thread inherits the blocked mask and none is killed by the default action.
+    let signals = leasefs_fuse::ShutdownSignals::block().context("blocking SIGINT/SIGTERM")?;
+    let mgr = leasefs_leases::LockManager::open_store(leasefs_leases::ManagerConfig {
+        state_dir: args.state_dir.clone(),
+        break_timeout: secs("break-timeout", args.break_timeout)?,
+        ..Default::default()
+    })
+    .context("opening the lock manager's store")?;
     let mut cfg = leasefs_fuse::MountConfig::new(&args.backing, &args.mount);
     cfg.allow_other = args.allow_other;
     cfg.passthrough = !args.no_passthrough;
     cfg.attr_timeout = secs("attr-timeout", args.attr_timeout)?;
-    // Before any thread exists, so the session threads inherit the blocked mask.
-    let signals = leasefs_fuse::ShutdownSignals::block().context("blocking SIGINT/SIGTERM")?;
-    let handle = leasefs_fuse::mount(cfg)?;
+    let handle = leasefs_fuse::mount(cfg, mgr.clone())?;
     tracing::info!(
         "serving {} on {}; SIGINT or SIGTERM unmounts",
         args.backing.display(),
@@ -52,6 +58,8 @@ pub fn run(args: MountArgs) -> anyhow::Result<()> {
     );
     let sig = signals.wait().context("waiting for a signal")?;
     tracing::info!("signal {sig}: unmounting");
-    handle.unmount()?;
-    Ok(())
+    let unmounted = handle.unmount();
+    mgr.shutdown_clean()
+        .context("writing the lock store's clean-shutdown marker")?;
+    Ok(unmounted?)
 }

@@ -37,6 +37,7 @@ impl Fs {
         let r = (|| {
             let parent = self.inode(parent)?;
             let cname = sys::cstr(name).map_err(errno)?;
+            self.mediator.before_create_child(parent.key);
             {
                 let _as = AsCaller::new(req.uid(), req.gid());
                 make(&parent, &cname).map_err(errno)?;
@@ -209,6 +210,7 @@ impl Fs {
             let node = self.inode(ino)?;
             let parent = self.inode(newparent)?;
             let cname = sys::cstr(newname).map_err(errno)?;
+            self.mediator.before_create_child(parent.key);
             // linkat(AT_EMPTY_PATH) on the O_PATH handle links the very inode, whatever
             // name it has now.
             cvt(unsafe {

@@ -80,7 +80,7 @@ impl Fs {
             inode: node,
             file,
             open,
-            backing,
+            _backing: backing,
         }))
     }
 
@@ -132,6 +132,7 @@ impl Fs {
         let made = (|| {
             let parent = self.inode(parent)?;
             let cname = sys::cstr(name).map_err(errno)?;
+            self.mediator.before_create_child(parent.key);
             // O_TRUNC waits until the open is mediated: an existing file may be cached by
             // a lease holder that must be broken first.
             let file = {

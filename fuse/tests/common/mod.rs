@@ -2,6 +2,9 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use leasefs_leases::LockManager;
 
 use leasefs_fuse::{MountConfig, MountHandle};
 
@@ -14,11 +17,15 @@ pub struct TestMount {
 
 impl TestMount {
     pub fn new(tweak: impl FnOnce(&mut MountConfig)) -> Self {
+        Self::with_manager(LockManager::in_memory(), tweak)
+    }
+
+    pub fn with_manager(mgr: Arc<LockManager>, tweak: impl FnOnce(&mut MountConfig)) -> Self {
         let backing = tempfile::tempdir().expect("backing dir");
         let mnt = tempfile::tempdir().expect("mount dir");
         let mut cfg = MountConfig::new(backing.path(), mnt.path());
         tweak(&mut cfg);
-        let handle = leasefs_fuse::mount(cfg).expect("mount");
+        let handle = leasefs_fuse::mount(cfg, mgr).expect("mount");
         Self {
             handle: Some(handle),
             backing,
