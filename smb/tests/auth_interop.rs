@@ -1,14 +1,15 @@
 //! Interoperability of `leasefs_smb::auth` and `leasefs_smb::crypto` with
-//! Samba's smbclient, before the real server exists.
+//! real clients (Samba's smbclient, Python smbprotocol + pyspnego), before
+//! and independently of the real server.
 //!
 //! A deliberately minimal SMB2 responder (NEGOTIATE, SESSION_SETUP, and a
 //! TREE_CONNECT that always answers STATUS_BAD_NETWORK_NAME) runs on
-//! 127.0.0.1 and smbclient connects to it. When smbclient reports
-//! `tree connect failed: NT_STATUS_BAD_NETWORK_NAME`, it has accepted our
-//! SPNEGO/NTLMv2 exchange, verified our mechListMIC, and accepted the signed
-//! (or encrypted) responses made with keys derived by our KDF and preauth
-//! hash; the responder in turn checks the signature or decrypts the
-//! client's TREE_CONNECT with the keys it derived.
+//! 127.0.0.1 and a client connects to it. When the client reports
+//! BAD_NETWORK_NAME for the tree connect, it has accepted our SPNEGO/NTLMv2
+//! exchange, verified our mechListMIC, and accepted the signed (or
+//! encrypted) responses made with keys derived by our KDF and preauth hash;
+//! the responder in turn checks the signature or decrypts the client's
+//! TREE_CONNECT with the keys it derived.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -385,28 +386,35 @@ fn creds(allow_guest: bool) -> Arc<Credentials> {
     Arc::new(Credentials { users, allow_guest })
 }
 
-/// Runs smbclient against the responder; returns its combined output and
-/// what the responder observed.
-fn run_smbclient(cfg: Config, args: &[&str]) -> (String, Observed) {
-    let dir = std::env::temp_dir().join(format!(
-        "leasefs-auth-{}-{}",
-        std::process::id(),
-        rand_suffix()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let conf = dir.join("smb.conf");
-    std::fs::write(&conf, "[global]\n").unwrap();
+/// Scratch directory removed on drop.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "leasefs-auth-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Starts a responder, runs the client command built for its port (under
+/// `timeout` so a hung client cannot hang the suite), and returns the
+/// client's combined output and what the responder observed.
+fn run_client(cfg: Config, build: impl FnOnce(&str) -> Command) -> (String, Observed) {
     let r = start(cfg);
-    let port = r.port.to_string();
-    let mut cmd = Command::new("timeout");
-    cmd.args(["60", "smbclient", "--configfile"])
-        .arg(&conf)
-        .args(["//127.0.0.1/share", "-p", &port, "-c", "exit"])
-        .args(args);
-    let out = cmd
-        .output()
-        .expect("run smbclient (apt-get install smbclient)");
-    let _ = std::fs::remove_dir_all(&dir);
+    let out = build(&r.port.to_string()).output().expect("run the client");
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -415,16 +423,23 @@ fn run_smbclient(cfg: Config, args: &[&str]) -> (String, Observed) {
     let obs = r
         .result
         .recv_timeout(Duration::from_secs(30))
-        .unwrap_or_else(|_| panic!("responder saw no connection; smbclient said:\n{text}"));
+        .unwrap_or_else(|_| panic!("responder saw no connection; the client said:\n{text}"));
     (text, obs)
 }
 
-fn rand_suffix() -> u64 {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos() as u64
+/// smbclient with a private, empty configuration.
+fn run_smbclient(cfg: Config, args: &[&str]) -> (String, Observed) {
+    let dir = TempDir::new();
+    let conf = dir.0.join("smb.conf");
+    std::fs::write(&conf, "[global]\n").unwrap();
+    run_client(cfg, |port| {
+        let mut cmd = Command::new("timeout");
+        cmd.args(["60", "smbclient", "--configfile"])
+            .arg(&conf)
+            .args(["//127.0.0.1/share", "-p", port, "-c", "exit"])
+            .args(args);
+        cmd
+    })
 }
 
 fn cfg(dialect: Dialect) -> Config {
@@ -544,4 +559,160 @@ fn smbclient_unknown_user_guest_only_when_allowed() {
         "{text}"
     );
     assert_reached_tree_connect(&text, &obs);
+}
+
+// --- Python smbprotocol (with pyspnego's NTLM) ---------------------------------
+
+const SMBPROTOCOL_VERSION: &str = "1.17.0";
+
+const PY_CLIENT: &str = r#"
+import sys, uuid
+from smbprotocol.connection import Connection
+from smbprotocol.session import Session
+from smbprotocol.tree import TreeConnect
+from smbprotocol.exceptions import SMBException
+
+port, dialect, user, pw, enc, proto = sys.argv[1:7]
+conn = Connection(uuid.uuid4(), "127.0.0.1", int(port), require_signing=True)
+conn.connect(int(dialect, 16), timeout=20)
+try:
+    s = Session(conn, user, pw, require_encryption=(enc == "1"), auth_protocol=proto)
+    s.connect()
+    print("SESSION_OK encrypt=%s" % s.encrypt_data)
+    try:
+        TreeConnect(s, r"\\127.0.0.1\share").connect()
+        print("TREE_OK")
+    except SMBException as e:
+        print("TREE_ERR %s" % type(e).__name__)
+except SMBException as e:
+    print("SESSION_ERR %s" % type(e).__name__)
+finally:
+    conn.disconnect(True)
+"#;
+
+fn has_smbprotocol(python: &std::path::Path) -> bool {
+    Command::new(python)
+        .args(["-c", "import smbprotocol"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// A Python with smbprotocol: $LEASEFS_TEST_PYTHON, else the suite's venv
+/// (target/venv, made by scripts/test.sh), else a venv this test makes once
+/// under target/ with a pinned smbprotocol from PyPI.
+fn python() -> std::path::PathBuf {
+    use std::sync::OnceLock;
+    static PYTHON: OnceLock<std::path::PathBuf> = OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            if let Some(p) = std::env::var_os("LEASEFS_TEST_PYTHON") {
+                return p.into();
+            }
+            let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target");
+            let shared = target.join("venv/bin/python");
+            if has_smbprotocol(&shared) {
+                return shared;
+            }
+            let venv = target.join("auth-venv");
+            let py = venv.join("bin/python");
+            if !has_smbprotocol(&py) {
+                let ok = Command::new("python3")
+                    .arg("-m")
+                    .arg("venv")
+                    .arg(&venv)
+                    .status()
+                    .is_ok_and(|s| s.success())
+                    && Command::new(venv.join("bin/pip"))
+                        .args(["install", "-q"])
+                        .arg(format!("smbprotocol=={SMBPROTOCOL_VERSION}"))
+                        .status()
+                        .is_ok_and(|s| s.success());
+                assert!(ok, "could not create {} with smbprotocol", venv.display());
+            }
+            py
+        })
+        .clone()
+}
+
+fn run_smbprotocol(
+    cfg: Config,
+    dialect: Dialect,
+    user: &str,
+    password: &str,
+    encrypt: bool,
+    protocol: &str,
+) -> (String, Observed) {
+    let python = python();
+    let dir = TempDir::new();
+    let script = dir.0.join("client.py");
+    std::fs::write(&script, PY_CLIENT).unwrap();
+    run_client(cfg, |port| {
+        let mut cmd = Command::new("timeout");
+        cmd.arg("60")
+            .arg(&python)
+            .arg(&script)
+            .args([port, &format!("{:x}", dialect.to_wire()), user, password])
+            .args([if encrypt { "1" } else { "0" }, protocol]);
+        cmd
+    })
+}
+
+#[test]
+fn smbprotocol_encrypted_by_default() {
+    // smbprotocol requires encryption unless told otherwise; 3.1.1 with
+    // SPNEGO ("negotiate", falling back to NTLM) and with raw NTLMSSP.
+    for (d, cipher, proto) in [
+        (Dialect::Smb311, Cipher::Aes128Gcm, "negotiate"),
+        (Dialect::Smb311, Cipher::Aes128Ccm, "ntlm"),
+        (Dialect::Smb302, Cipher::Aes128Ccm, "negotiate"),
+        (Dialect::Smb300, Cipher::Aes128Ccm, "ntlm"),
+    ] {
+        let c = Config {
+            cipher,
+            require_encryption: true,
+            ..cfg(d)
+        };
+        let (text, obs) = run_smbprotocol(c, d, "alice", "Secret123", true, proto);
+        assert!(
+            text.contains("SESSION_OK encrypt=True"),
+            "{d:?} {proto}: {text}"
+        );
+        assert!(
+            text.contains("TREE_ERR BadNetworkName"),
+            "{d:?} {proto}: {text}"
+        );
+        assert!(obs.tree_connect_encrypted_ok, "{obs:?}");
+        assert!(obs.errors.is_empty(), "{obs:?}");
+    }
+}
+
+#[test]
+fn smbprotocol_signed_without_encryption() {
+    for (d, proto) in [
+        (Dialect::Smb202, "ntlm"),
+        (Dialect::Smb210, "negotiate"),
+        (Dialect::Smb311, "negotiate"),
+    ] {
+        let (text, obs) = run_smbprotocol(cfg(d), d, "alice", "Secret123", false, proto);
+        assert!(
+            text.contains("TREE_ERR BadNetworkName"),
+            "{d:?} {proto}: {text}"
+        );
+        assert!(obs.tree_connect_signed_ok, "{obs:?}");
+        assert!(obs.errors.is_empty(), "{obs:?}");
+    }
+}
+
+#[test]
+fn smbprotocol_wrong_password() {
+    let (text, obs) = run_smbprotocol(
+        cfg(Dialect::Smb311),
+        Dialect::Smb311,
+        "alice",
+        "nope",
+        true,
+        "negotiate",
+    );
+    assert!(text.contains("SESSION_ERR LogonFailure"), "{text}");
+    assert_eq!(obs.auth, Some(Err(AuthError::LogonFailure)));
 }
