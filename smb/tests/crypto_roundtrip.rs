@@ -215,3 +215,31 @@ fn key_derivation_separates_purposes_and_binds_preauth() {
     assert_ne!(a.encryption, b.encryption);
     assert_ne!(a.signing, k30.signing);
 }
+
+#[test]
+fn random_frames_never_panic() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let key = [0x21u8; 16];
+    let good = encrypt_message(Cipher::Aes128Gcm, &key, 9, &message(40));
+    for _ in 0..5000 {
+        let mut f = if rng.gen_bool(0.5) {
+            good.clone()
+        } else {
+            let n = rng.gen_range(0..120);
+            (0..n).map(|_| rng.gen()).collect()
+        };
+        if !f.is_empty() {
+            let i = rng.gen_range(0..f.len());
+            f[i] = rng.gen();
+            f.truncate(rng.gen_range(0..=f.len()));
+        }
+        for cipher in [Cipher::Aes128Ccm, Cipher::Aes128Gcm] {
+            let _ = decrypt_message(cipher, &key, &f);
+        }
+        let _ = transform_session_id(&f);
+        for d in Dialect::ALL {
+            let _ = verify_signature(d, &key, &f);
+        }
+    }
+}

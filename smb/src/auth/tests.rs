@@ -571,3 +571,63 @@ fn credentials_debug_hides_passwords() {
     assert!(s.contains("alice"));
     assert!(!s.contains("Secret123"));
 }
+
+/// Random corruption of every token of valid exchanges must give an error
+/// or a well-formed answer, never a panic (the input comes from the network).
+#[test]
+fn mutated_tokens_never_panic() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x1EA5EF5);
+    let neg = negotiate_msg(CLIENT_FLAGS);
+    let mechs: &[&[u8]] = &[NTLMSSP_OID];
+    for round in 0..3000 {
+        let mut auth = NtlmAuthenticator::new(creds(round % 2 == 0));
+        let mut first = spnego_init(mechs, Some(&neg));
+        let target = rng.gen_range(0..3);
+        let mutate = |buf: &mut Vec<u8>, rng: &mut rand::rngs::StdRng| {
+            for _ in 0..rng.gen_range(1..4) {
+                match rng.gen_range(0..3) {
+                    0 if !buf.is_empty() => {
+                        let i = rng.gen_range(0..buf.len());
+                        buf[i] = rng.gen();
+                    }
+                    1 if !buf.is_empty() => {
+                        let n = rng.gen_range(0..buf.len());
+                        buf.truncate(n);
+                    }
+                    _ => buf.push(rng.gen()),
+                }
+            }
+        };
+        if target == 0 {
+            mutate(&mut first, &mut rng);
+        }
+        let Ok(AuthStep::Continue { response }) = auth.step(&first) else {
+            continue;
+        };
+        let Ok(SpnegoToken::Resp(r)) = spnego::parse(&response) else {
+            panic!("server produced an unparsable reply");
+        };
+        let Some(challenge) = r.response_token else {
+            continue;
+        };
+        let mut challenge = challenge.to_vec();
+        if target == 1 {
+            // A corrupted CHALLENGE seen by the client: the AUTHENTICATE it
+            // builds from it must still be handled cleanly.
+            let i = rng.gen_range(24..challenge.len());
+            challenge[i] ^= 0xFF;
+        }
+        if challenge.len() < 48 || u32_at(&challenge, 44) + u16_at(&challenge, 40) > challenge.len()
+        {
+            continue;
+        }
+        let client = authenticate_msg(&neg, &challenge, &ClientOpts::default());
+        let mut msg = client.message;
+        if target == 2 {
+            mutate(&mut msg, &mut rng);
+        }
+        let resp = spnego::encode_resp(NegState::AcceptIncomplete, None, Some(&msg), None);
+        let _ = auth.step(&resp);
+    }
+}
