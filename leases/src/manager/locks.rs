@@ -43,6 +43,15 @@ impl State {
             }
             let id = self.next_wait_id();
             let slot = Slot::new();
+            // Remember the file under the front-end owner even before anything is held,
+            // so a disconnect (owner_gone) finds and cancels this queued request instead
+            // of granting it later to an owner that no longer exists.
+            if let LockOwner::Posix { owner, .. } = req.owner {
+                self.owner_lock_files
+                    .entry(owner)
+                    .or_default()
+                    .insert(req.file);
+            }
             self.file_mut(req.file).pending.push_back(PendingLock {
                 id,
                 req: *req,
@@ -216,8 +225,12 @@ impl State {
         self.gc_file(file);
     }
 
-    /// Queued requests are granted in arrival order; one that still conflicts holds back
-    /// later requests that conflict with it, so a writer is not starved by readers.
+    /// Queued requests are granted in arrival order, each as soon as no held lock
+    /// conflicts with it (MS-FSA 2.1.5.8: on unlock the waiting locks are walked in order
+    /// and every one that can now be granted is). An earlier waiter does not hold later
+    /// ones back: it may itself be blocked by a lock of a later waiter, and holding that
+    /// waiter back would be a deadlock the wait-for graph in `would_deadlock` (which only
+    /// follows held locks) cannot see.
     fn grant_pending(&mut self, sh: &Shared, file: FileId, out: &mut Outbox) {
         let mut i = 0;
         loop {
@@ -228,17 +241,10 @@ impl State {
                 return;
             }
             let p = &f.pending[i];
-            let blocked_by_held = f
-                .locks
+            if f.locks
                 .first_conflict(&p.req.owner, &p.req.range, p.req.kind)
-                .is_some();
-            let blocked_by_earlier = f.pending.iter().take(i).any(|q| {
-                q.req.owner != p.req.owner
-                    && q.req.range.overlaps(&p.req.range)
-                    && (q.req.kind == crate::brlock::LockKind::Exclusive
-                        || p.req.kind == crate::brlock::LockKind::Exclusive)
-            });
-            if blocked_by_held || blocked_by_earlier {
+                .is_some()
+            {
                 i += 1;
                 continue;
             }
