@@ -624,3 +624,35 @@ fn oplock_breaks() {
         (st("R"), st("none"), false)
     );
 }
+
+/// MS-SMB2 3.3.4.7: a break goes to a connection of any open of the lease. When the
+/// session that opened last disconnects but another session of the client still has an
+/// open with the key, the break must reach that session, not be dropped as ownerless.
+#[test]
+fn breaks_follow_the_remaining_session_of_a_lease() {
+    let (m, _c) = manual_mgr();
+    let s1 = OwnerId::new(Protocol::Smb, client(1), 1);
+    let s2 = OwnerId::new(Protocol::Smb, client(1), 2);
+    let r1 = Arc::new(Recorder::default());
+    let r2 = Arc::new(Recorder::default());
+    m.register_sink(s1, r1.clone());
+    m.register_sink(s2, r2.clone());
+    let f = file(1);
+    must_open(&m, &leased_open(f, 1, 1, st("RWH"), Access::READ));
+    must_open(
+        &m,
+        &OpenRequest {
+            owner: s2,
+            ..leased_open(f, 1, 1, st("RWH"), Access::READ)
+        },
+    );
+    m.owner_gone(s2);
+    assert_eq!(lease_state(&m, 1, 1), Some(st("RWH")));
+    let w = must_wait(&m, &OpenRequest::new(f, owner(2), Access::READ));
+    let n = r1.take();
+    assert_eq!(n.len(), 1, "the break reaches session 1");
+    assert_eq!((n[0].owner, n[0].to), (s1, st("RH")));
+    assert_eq!(r2.len(), 0);
+    m.ack_break(client(1), key(1), st("RH")).unwrap();
+    assert_eq!(w.try_result(), Some(WakeReason::Acked));
+}

@@ -271,11 +271,48 @@ impl State {
             };
             if last {
                 self.remove_lease(sh, lid, reason, out);
+            } else {
+                self.rehome_lease(sh, lid, e.req.owner);
             }
         }
         // SMB byte-range locks belong to the handle (MS-FSA 2.1.5.4: released on cleanup).
         self.release_lock_owner(sh, file, crate::brlock::LockOwner::Open(open), out);
         self.gc_file(file);
+    }
+
+    /// MS-SMB2 3.3.4.7: a break is sent on the connection of any open of the lease that
+    /// still has one. When the open that routed the lease's breaks goes away but other
+    /// opens of the lease remain (another session of the same client), breaks must follow
+    /// them; otherwise the next break would find no sink and drop the caching of a
+    /// client that is still there without telling it.
+    fn rehome_lease(&mut self, sh: &Shared, lid: LeaseId, closed_by: crate::types::OwnerId) {
+        let Some(le) = self.leases.get(&lid) else {
+            return;
+        };
+        if le.lease.owner != closed_by {
+            return;
+        }
+        let owners: Vec<_> = le
+            .opens
+            .iter()
+            .filter_map(|o| self.opens.get(o).map(|e| e.req.owner))
+            .collect();
+        if owners.contains(&closed_by) {
+            return;
+        }
+        let Some(new_owner) = owners
+            .iter()
+            .copied()
+            .find(|o| self.sinks.contains_key(o))
+            .or_else(|| owners.first().copied())
+        else {
+            return;
+        };
+        if let Some(le) = self.leases.get_mut(&lid) {
+            le.lease.owner = new_owner;
+            let rec = lease_record(&le.lease);
+            sh.store_result("put lease", sh.store.put_lease(&rec));
+        }
     }
 
     pub(crate) fn remove_lease(
