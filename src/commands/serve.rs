@@ -1,14 +1,115 @@
-//! `leasefs serve` (issue 4).
+//! `leasefs serve` (issue 4): serve a directory over SMB2/3 and, with `--mount`, through a
+//! local FUSE mount too, both on one lock manager; runs until SIGINT/SIGTERM.
 
+use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
     /// Directory whose contents are served.
     #[arg(long)]
     pub backing: PathBuf,
+    /// Also mount the directory here through FUSE, sharing the lock manager.
+    #[arg(long)]
+    pub mount: Option<PathBuf>,
+    /// Address to listen on for SMB. The default port is 4445 rather than 445 so no
+    /// privileges are needed; clients then need `-p 4445`. Port 0 picks a free port
+    /// (printed on stdout).
+    #[arg(long, default_value = "127.0.0.1:4445")]
+    pub smb_listen: SocketAddr,
+    /// Share name clients connect to (\\host\NAME).
+    #[arg(long, default_value = "share")]
+    pub share: String,
+    /// An account, NAME:PASSWORD; repeat for more.
+    #[arg(long = "user", value_name = "NAME:PASSWORD")]
+    pub users: Vec<String>,
+    /// Allow anonymous and guest sessions.
+    #[arg(long)]
+    pub guest: bool,
+    /// Refuse every change through SMB.
+    #[arg(long)]
+    pub read_only: bool,
+    /// Directory for the lock manager's persistent state (sled); in memory when omitted.
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// Seconds a lease holder has to acknowledge a break before it is revoked.
+    #[arg(long, default_value_t = 35.0)]
+    pub break_timeout: f64,
+    /// Seconds of silence after which an SMB connection is closed.
+    #[arg(long, default_value_t = 900.0)]
+    pub idle_timeout: f64,
 }
 
-pub fn run(_args: ServeArgs) -> anyhow::Result<()> {
-    anyhow::bail!("`leasefs serve` is not built yet (issue 4)")
+fn secs(what: &str, v: f64) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(v).with_context(|| format!("--{what} {v}: not a duration"))
+}
+
+fn credentials(args: &ServeArgs) -> anyhow::Result<leasefs_smb::auth::Credentials> {
+    let mut users = HashMap::new();
+    for u in &args.users {
+        let Some((name, pass)) = u.split_once(':') else {
+            bail!("--user {u:?}: expected NAME:PASSWORD");
+        };
+        if name.is_empty() {
+            bail!("--user: empty user name");
+        }
+        users.insert(name.to_string(), pass.to_string());
+    }
+    if users.is_empty() && !args.guest {
+        bail!("no --user given and --guest not set: nobody could connect");
+    }
+    Ok(leasefs_smb::auth::Credentials {
+        users,
+        allow_guest: args.guest,
+    })
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let creds = credentials(&args)?;
+    let mgr = leasefs_leases::LockManager::open_store(leasefs_leases::ManagerConfig {
+        state_dir: args.state_dir.clone(),
+        break_timeout: secs("break-timeout", args.break_timeout)?,
+        ..Default::default()
+    })
+    .context("opening the lock manager's store")?;
+    // Before any thread exists, so every thread inherits the blocked mask and the
+    // signal is taken here, synchronously.
+    let signals = leasefs_fuse::ShutdownSignals::block().context("blocking SIGINT/SIGTERM")?;
+    let mount = match &args.mount {
+        Some(m) => {
+            let cfg = leasefs_fuse::MountConfig::new(&args.backing, m);
+            Some(leasefs_fuse::mount(cfg, mgr.clone())?)
+        }
+        None => None,
+    };
+    let mut cfg = leasefs_smb::ServerConfig::new(args.backing.clone(), creds);
+    cfg.share_name = args.share.clone();
+    cfg.read_only = args.read_only;
+    cfg.idle_timeout = secs("idle-timeout", args.idle_timeout)?;
+    let server = leasefs_smb::Server::new(cfg, mgr.clone())
+        .with_context(|| format!("opening {}", args.backing.display()))?;
+    let running = server
+        .start(args.smb_listen)
+        .with_context(|| format!("listening on {}", args.smb_listen))?;
+    let local = running.local_addr();
+    // Tests and scripts read this line to learn the port.
+    println!("leasefs: smb listening on {local}");
+    tracing::info!(
+        "serving {} as \\\\{}\\{} on {local}",
+        args.backing.display(),
+        local.ip(),
+        args.share
+    );
+    let sig = signals.wait().context("waiting for a signal")?;
+    tracing::info!("signal {sig}: shutting down");
+    running.stop();
+    let unmounted = mount.map(|h| h.unmount()).transpose();
+    mgr.shutdown_clean()
+        .context("writing the lock store's clean-shutdown marker")?;
+    unmounted?;
+    Ok(())
 }

@@ -1,0 +1,377 @@
+//! One TCP connection: Direct TCP framing (MS-SMB2 2.1: a zero byte and a 24-bit
+//! big-endian length), decryption, compound splitting (3.3.5.2.7), signature checks
+//! (3.3.5.2.4), dispatch, and the response path (credits 3.3.1.2, signing 3.3.4.1.1,
+//! encryption 3.3.4.1.4, async interim responses 3.3.4.2).
+//!
+//! Requests of a connection are handled in order on this task; handlers do blocking
+//! file I/O under `block_in_place`. Operations that must wait (a blocking byte-range
+//! lock, CHANGE_NOTIFY) answer STATUS_PENDING at once and finish on their own task.
+
+use crate::crypto::{self, Cipher, Dialect};
+use crate::handlers::{self, Outcome};
+use crate::server::Server;
+use crate::session::{ConnState, SecSnapshot};
+use crate::wire::{self, cmd, status, Header, Put, HEADER_LEN};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnError {
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("protocol violation: {0}")]
+    Protocol(&'static str),
+    #[error("idle timeout")]
+    Idle,
+}
+
+/// Pending async operations of a connection, by AsyncId: the sender cancels it.
+pub type PendingMap = Arc<Mutex<HashMap<u64, (u64, oneshot::Sender<()>)>>>;
+
+pub async fn run(srv: Arc<Server>, stream: TcpStream, id: u64) -> Result<(), ConnError> {
+    let (mut rd, mut wr) = stream.into_split();
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(256);
+    let writer = tokio::spawn(async move {
+        while let Some(frame) = rx.recv().await {
+            if wr.write_all(&frame).await.is_err() {
+                break;
+            }
+        }
+        let _ = wr.shutdown().await;
+    });
+    let pending: PendingMap = Arc::new(Mutex::new(HashMap::new()));
+    let mut st = ConnState::new(id, tx.clone(), Arc::clone(&pending));
+    let result = read_loop(&srv, &mut st, &mut rd, &tx).await;
+    // Teardown: pending operations end, opens close (delete-on-close applies, MS-SMB2
+    // 3.3.7.1), and everything this connection held in the lock manager is released.
+    for (_, (_, cancel)) in pending.lock().unwrap_or_else(|p| p.into_inner()).drain() {
+        let _ = cancel.send(());
+    }
+    tokio::task::block_in_place(|| st.teardown(&srv));
+    drop(st);
+    drop(tx);
+    let _ = writer.await;
+    result
+}
+
+async fn read_loop(
+    srv: &Arc<Server>,
+    st: &mut ConnState,
+    rd: &mut tokio::net::tcp::OwnedReadHalf,
+    tx: &mpsc::Sender<Vec<u8>>,
+) -> Result<(), ConnError> {
+    let mut buf = Vec::new();
+    loop {
+        let mut nb = [0u8; 4];
+        match tokio::time::timeout(srv.cfg.idle_timeout, rd.read_exact(&mut nb)).await {
+            Err(_) => return Err(ConnError::Idle),
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Ok(r) => {
+                r?;
+            }
+        }
+        if nb[0] != 0 {
+            return Err(ConnError::Protocol("not a session message"));
+        }
+        let len = u32::from_be_bytes([0, nb[1], nb[2], nb[3]]) as usize;
+        if len < 4 || len > srv.cfg.max_frame {
+            return Err(ConnError::Protocol("frame length"));
+        }
+        buf.resize(len, 0);
+        tokio::time::timeout(srv.cfg.idle_timeout, rd.read_exact(&mut buf))
+            .await
+            .map_err(|_| ConnError::Idle)??;
+        let frames = tokio::task::block_in_place(|| process_frame(srv, st, &buf))?;
+        for f in frames {
+            if tx.send(f).await.is_err() {
+                return Ok(());
+            }
+        }
+    }
+}
+
+fn frame(msg: Vec<u8>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(msg.len() + 4);
+    out.extend_from_slice(&(msg.len() as u32).to_be_bytes());
+    out.extend_from_slice(&msg);
+    out
+}
+
+/// One transport frame in, zero or more frames out.
+fn process_frame(
+    srv: &Arc<Server>,
+    st: &mut ConnState,
+    buf: &[u8],
+) -> Result<Vec<Vec<u8>>, ConnError> {
+    let proto = buf.get(0..4).ok_or(ConnError::Protocol("short frame"))?;
+    if proto == wire::SMB1_ID {
+        return handlers::negotiate::smb1_negotiate(srv, st, buf).map(|m| vec![frame(m)]);
+    }
+    let (plain, encrypted_session) = if proto == wire::TRANSFORM_ID {
+        let sid =
+            crypto::transform_session_id(buf).ok_or(ConnError::Protocol("transform header"))?;
+        let (cipher, key) = st
+            .decryption_key(sid)
+            .ok_or(ConnError::Protocol("encrypted message for unknown session"))?;
+        let (_, plain) = crypto::decrypt_message(cipher, &key, buf)
+            .map_err(|_| ConnError::Protocol("decryption failed"))?;
+        (plain, Some(sid))
+    } else if proto == wire::PROTOCOL_ID {
+        (buf.to_vec(), None)
+    } else {
+        return Err(ConnError::Protocol("unknown protocol id"));
+    };
+    let out = process_compound(srv, st, &plain, encrypted_session)?;
+    Ok(out)
+}
+
+/// The response of one request inside a compound, before chaining.
+struct Resp {
+    msg: Vec<u8>,
+    sec: SecSnapshot,
+    /// Sign this message (3.3.4.1.1).
+    sign: bool,
+}
+
+fn error_body() -> Vec<u8> {
+    // MS-SMB2 2.2.2: StructureSize 9, no error contexts, one byte of ErrorData.
+    vec![9, 0, 0, 0, 0, 0, 0, 0, 0]
+}
+
+fn process_compound(
+    srv: &Arc<Server>,
+    st: &mut ConnState,
+    plain: &[u8],
+    encrypted: Option<u64>,
+) -> Result<Vec<Vec<u8>>, ConnError> {
+    let mut at = 0usize;
+    let mut resps: Vec<Resp> = Vec::new();
+    let mut extra_frames = Vec::new();
+    let mut prev: Option<(Header, u32)> = None; // effective header + status of previous
+    st.compound_fid = None;
+    let mut count = 0;
+    loop {
+        count += 1;
+        if count > 64 {
+            return Err(ConnError::Protocol("compound too long"));
+        }
+        let rest = plain
+            .get(at..)
+            .ok_or(ConnError::Protocol("compound offset"))?;
+        let mut hdr = Header::parse(rest).map_err(|_| ConnError::Protocol("bad header"))?;
+        let len = if hdr.next_command == 0 {
+            rest.len()
+        } else {
+            let n = hdr.next_command as usize;
+            if n < HEADER_LEN || n > rest.len() || n % 8 != 0 {
+                return Err(ConnError::Protocol("NextCommand"));
+            }
+            n
+        };
+        let raw = &rest[..len];
+        let body = &raw[HEADER_LEN..];
+        // 3.3.5.2.7.2: related requests inherit session, tree and file from the previous.
+        let related = hdr.flags & wire::FLAGS_RELATED_OPERATIONS != 0;
+        let mut inherited_error = None;
+        if related {
+            match &prev {
+                Some((p, s)) => {
+                    hdr.session_id = p.session_id;
+                    hdr.tree_id = p.tree_id;
+                    if *s != status::SUCCESS && p.command == cmd::CREATE {
+                        inherited_error = Some(*s);
+                    }
+                }
+                None => inherited_error = Some(status::INVALID_PARAMETER),
+            }
+        } else {
+            st.compound_fid = None;
+        }
+        // Signature check (3.3.5.2.4) for plaintext signed requests of a known session.
+        if encrypted.is_none()
+            && hdr.flags & wire::FLAGS_SIGNED != 0
+            && hdr.command != cmd::NEGOTIATE
+        {
+            if let Some((dialect, key)) = st.signing_key(hdr.session_id) {
+                if !crypto::verify_signature(dialect, &key, raw) {
+                    return Err(ConnError::Protocol("bad signature"));
+                }
+            }
+        }
+        let sec = st.snapshot(hdr.session_id, encrypted.is_some());
+        let outcome = match inherited_error {
+            Some(s) => Outcome::Done(s, error_body()),
+            None => {
+                let req = handlers::Req {
+                    hdr: &hdr,
+                    body,
+                    raw,
+                    encrypted: encrypted.is_some(),
+                    related,
+                };
+                handlers::dispatch(srv, st, &req)
+            }
+        };
+        let granted = st.grant_credits(&hdr);
+        let mut rh = Header {
+            credit_charge: hdr.credit_charge,
+            status: 0,
+            command: hdr.command,
+            credits: granted,
+            flags: wire::FLAGS_SERVER_TO_REDIR | (hdr.flags & wire::FLAGS_RELATED_OPERATIONS),
+            next_command: 0,
+            message_id: hdr.message_id,
+            tree_id: hdr.tree_id,
+            async_id: 0,
+            session_id: hdr.session_id,
+            signature: [0; 16],
+        };
+        let (status_code, rbody) = match outcome {
+            Outcome::Done(s, b) => (s, b),
+            Outcome::Silent => {
+                prev = Some((hdr.clone(), status::SUCCESS));
+                if hdr.next_command == 0 {
+                    break;
+                }
+                at += len;
+                continue;
+            }
+            Outcome::Async(fut) => {
+                let async_id = st.next_async_id();
+                let (ctx, crx) = oneshot::channel();
+                {
+                    let mut p = st.pending.lock().unwrap_or_else(|e| e.into_inner());
+                    if p.len() >= srv.cfg.max_pending {
+                        drop(p);
+                        (status::INSUFFICIENT_RESOURCES, error_body())
+                    } else {
+                        p.insert(async_id, (hdr.message_id, ctx));
+                        drop(p);
+                        spawn_async(st, &rh, async_id, sec.clone(), fut, crx);
+                        rh.flags |= wire::FLAGS_ASYNC_COMMAND;
+                        rh.async_id = async_id;
+                        (status::PENDING, error_body())
+                    }
+                }
+            }
+        };
+        rh.status = status_code;
+        if let Some(s) = st.reply_session_id.take() {
+            rh.session_id = s;
+        }
+        if let Some(t) = st.reply_tree_id.take() {
+            rh.tree_id = t;
+        }
+        let mut msg = Vec::with_capacity(HEADER_LEN + rbody.len());
+        rh.write(&mut msg);
+        msg.extend_from_slice(&rbody);
+        handlers::after_response(st, &hdr, status_code, &msg);
+        // Re-snapshot for SESSION_SETUP, which may just have created the keys that sign
+        // this reply; everything else (LOGOFF included) uses the keys it arrived under.
+        let sec = if hdr.command == cmd::SESSION_SETUP {
+            st.snapshot(rh.session_id, encrypted.is_some())
+        } else {
+            sec
+        };
+        let sign = sec.should_sign(
+            hdr.flags & wire::FLAGS_SIGNED != 0,
+            hdr.command,
+            status_code,
+        );
+        resps.push(Resp { msg, sec, sign });
+        let mut ph = hdr.clone();
+        ph.session_id = rh.session_id;
+        ph.tree_id = rh.tree_id;
+        prev = Some((ph, status_code));
+        if hdr.next_command == 0 {
+            break;
+        }
+        at += len;
+    }
+    if resps.is_empty() {
+        return Ok(extra_frames);
+    }
+    // Chain: pad every message but the last to 8 bytes, set NextCommand, then sign.
+    let n = resps.len();
+    let mut chained = Vec::new();
+    let mut enc: Option<(Cipher, [u8; 16], u64)> = None;
+    for (i, mut r) in resps.into_iter().enumerate() {
+        if i + 1 < n {
+            r.msg.pad_to(8);
+            let l = r.msg.len() as u32;
+            wire::set_u32(&mut r.msg, 20, l);
+        }
+        if r.sign && r.sec.encrypt.is_none() {
+            if let (Some(d), Some(k)) = (r.sec.dialect, r.sec.signing_key) {
+                crypto::sign_message(d, &k, &mut r.msg);
+            }
+        }
+        if enc.is_none() {
+            enc = r.sec.encrypt.map(|(c, k)| (c, k, r.sec.session_id));
+        }
+        chained.extend_from_slice(&r.msg);
+    }
+    let out = match enc {
+        Some((cipher, key, sid)) => crypto::encrypt_message(cipher, &key, sid, &chained),
+        None => chained,
+    };
+    let mut frames = vec![frame(out)];
+    frames.append(&mut extra_frames);
+    Ok(frames)
+}
+
+/// Run an async operation to completion (or cancellation) and send its final response
+/// with the AsyncId of the interim one (MS-SMB2 3.3.4.2).
+fn spawn_async(
+    st: &ConnState,
+    rh: &Header,
+    async_id: u64,
+    sec: SecSnapshot,
+    fut: handlers::AsyncOp,
+    cancel: oneshot::Receiver<()>,
+) {
+    let tx = st.tx.clone();
+    let pending = Arc::clone(&st.pending);
+    let mut h = rh.clone();
+    h.flags |= wire::FLAGS_ASYNC_COMMAND;
+    h.flags &= !wire::FLAGS_RELATED_OPERATIONS;
+    h.async_id = async_id;
+    h.credits = 0;
+    tokio::spawn(async move {
+        let (s, body) = tokio::select! {
+            r = fut => r,
+            _ = cancel => (status::CANCELLED, error_body()),
+        };
+        pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&async_id);
+        h.status = s;
+        let mut msg = Vec::new();
+        h.write(&mut msg);
+        msg.extend_from_slice(&body);
+        let out = finish(&sec, msg);
+        let _ = tx.send(frame(out)).await;
+    });
+}
+
+/// Sign or encrypt a single (non-compound) message per the session's state.
+pub fn finish(sec: &SecSnapshot, mut msg: Vec<u8>) -> Vec<u8> {
+    if let Some((c, k)) = sec.encrypt {
+        return crypto::encrypt_message(c, &k, sec.session_id, &msg);
+    }
+    if sec.signing_required {
+        if let (Some(d), Some(k)) = (sec.dialect, sec.signing_key) {
+            crypto::sign_message(d, &k, &mut msg);
+        }
+    }
+    msg
+}
+
+#[allow(dead_code)]
+fn dialect_is_smb3(d: Option<Dialect>) -> bool {
+    d.map(|d| d.is_smb3()).unwrap_or(false)
+}

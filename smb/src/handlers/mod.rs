@@ -1,0 +1,151 @@
+//! Command dispatch (MS-SMB2 3.3.5.2) and one module per command handler.
+
+pub mod close;
+pub mod create;
+pub mod echo;
+pub mod flush;
+pub mod ioctl;
+pub mod lock;
+pub mod negotiate;
+pub mod notify;
+pub mod query_dir;
+pub mod query_info;
+pub mod read;
+pub mod session_setup;
+pub mod set_info;
+pub mod tree;
+pub mod write;
+
+use crate::server::Server;
+use crate::session::{ConnState, Open};
+use crate::wire::{cmd, status, Header, Reader};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+pub struct Req<'a> {
+    /// Effective header (related-compound fields already inherited).
+    pub hdr: &'a Header,
+    /// The request after the 64-byte header.
+    pub body: &'a [u8],
+    /// The whole request message, header included (for the preauth hash).
+    pub raw: &'a [u8],
+    pub encrypted: bool,
+    pub related: bool,
+}
+
+pub type AsyncOp = Pin<Box<dyn Future<Output = (u32, Vec<u8>)> + Send>>;
+
+pub enum Outcome {
+    Done(u32, Vec<u8>),
+    /// Answer STATUS_PENDING now, the future's result later.
+    Async(AsyncOp),
+    /// No response at all (CANCEL, MS-SMB2 3.3.5.16).
+    Silent,
+}
+
+pub fn err(s: u32) -> Outcome {
+    Outcome::Done(s, vec![9, 0, 0, 0, 0, 0, 0, 0, 0])
+}
+
+pub fn ok(body: Vec<u8>) -> Outcome {
+    Outcome::Done(status::SUCCESS, body)
+}
+
+impl From<Result<Outcome, u32>> for Outcome {
+    fn from(r: Result<Outcome, u32>) -> Self {
+        match r {
+            Ok(o) => o,
+            Err(s) => err(s),
+        }
+    }
+}
+
+pub fn dispatch(srv: &Arc<Server>, st: &mut ConnState, req: &Req) -> Outcome {
+    let c = req.hdr.command;
+    if c != cmd::NEGOTIATE && !st.negotiated {
+        return err(status::INVALID_PARAMETER);
+    }
+    let r: Result<Outcome, u32> = match c {
+        cmd::NEGOTIATE => negotiate::handle(srv, st, req),
+        cmd::SESSION_SETUP => session_setup::handle(srv, st, req),
+        cmd::LOGOFF => session_setup::logoff(srv, st, req),
+        cmd::TREE_CONNECT => tree::connect(srv, st, req),
+        cmd::TREE_DISCONNECT => tree::disconnect(srv, st, req),
+        cmd::ECHO => echo::echo(req),
+        cmd::CANCEL => echo::cancel(st, req),
+        _ => {
+            // Everything below needs a valid session and tree (3.3.5.2.5, 3.3.5.2.11).
+            if let Err(s) = st.session(req.hdr.session_id) {
+                return err(s);
+            }
+            if let Err(s) = st.tree(req.hdr.session_id, req.hdr.tree_id) {
+                return err(s);
+            }
+            match c {
+                cmd::CREATE => create::handle(srv, st, req),
+                cmd::CLOSE => close::handle(srv, st, req),
+                cmd::FLUSH => flush::handle(srv, st, req),
+                cmd::READ => read::handle(srv, st, req),
+                cmd::WRITE => write::handle(srv, st, req),
+                cmd::LOCK => lock::handle(srv, st, req),
+                cmd::IOCTL => ioctl::handle(srv, st, req),
+                cmd::QUERY_DIRECTORY => query_dir::handle(srv, st, req),
+                cmd::CHANGE_NOTIFY => notify::handle(srv, st, req),
+                cmd::QUERY_INFO => query_info::handle(srv, st, req),
+                cmd::SET_INFO => set_info::handle(srv, st, req),
+                // Leases/oplocks over SMB are issue 5: we never grant one, so an
+                // acknowledgment can only be for a break we did not send.
+                cmd::OPLOCK_BREAK => Err(status::INVALID_OPLOCK_PROTOCOL),
+                _ => Err(status::INVALID_PARAMETER),
+            }
+        }
+    };
+    r.into()
+}
+
+/// Hook after a response is built, before signing: folds NEGOTIATE and SESSION_SETUP
+/// responses into the preauth hash (3.3.5.4, 3.3.5.5).
+pub fn after_response(st: &mut ConnState, hdr: &Header, status_code: u32, msg: &[u8]) {
+    match hdr.command {
+        cmd::NEGOTIATE => negotiate::hash_response(st, msg),
+        cmd::SESSION_SETUP => session_setup::hash_response(st, status_code, msg),
+        _ => {}
+    }
+}
+
+/// The FileId of a request at `at` in the body, with 0xFFFF.. meaning "the file of the
+/// previous related request" (3.3.5.2.7.2).
+pub fn file_id(st: &ConnState, req: &Req, at: usize) -> Result<u64, u32> {
+    let r = Reader::new(req.body);
+    let p = r.u64(at).map_err(|_| status::INVALID_PARAMETER)?;
+    let v = r.u64(at + 8).map_err(|_| status::INVALID_PARAMETER)?;
+    if p == u64::MAX && v == u64::MAX {
+        if req.related {
+            return st.compound_fid.map(|(_, v)| v).ok_or(status::FILE_CLOSED);
+        }
+        return Err(status::FILE_CLOSED);
+    }
+    Ok(v)
+}
+
+/// The open a request names, checked against its session and tree (3.3.5.2.10 etc.).
+pub fn open_mut<'a>(st: &'a mut ConnState, req: &Req, at: usize) -> Result<&'a mut Open, u32> {
+    let v = file_id(st, req, at)?;
+    match st.opens.get_mut(&v) {
+        Some(o) if o.session_id == req.hdr.session_id && o.tree_id == req.hdr.tree_id => Ok(o),
+        _ => Err(status::FILE_CLOSED),
+    }
+}
+
+pub fn reader<'a>(req: &Req<'a>, size: u16) -> Result<Reader<'a>, u32> {
+    let r = Reader::new(req.body);
+    if r.u16(0).map_err(|_| status::INVALID_PARAMETER)? != size {
+        return Err(status::INVALID_PARAMETER);
+    }
+    Ok(r)
+}
+
+pub fn wire_err(_: crate::wire::WireError) -> u32 {
+    status::INVALID_PARAMETER
+}

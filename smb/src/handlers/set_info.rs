@@ -1,0 +1,271 @@
+//! SET_INFO (MS-SMB2 3.3.5.21; semantics from MS-FSA 2.1.5.14): basic, rename,
+//! disposition, end-of-file, allocation, position, mode.
+
+use super::{reader, Outcome, Req};
+use crate::notify::{self, Change};
+use crate::server::Server;
+use crate::session::{ConnState, Handle};
+use crate::vfs::{self, streams};
+use crate::wire::create::access;
+use crate::wire::info::*;
+use crate::wire::{from_filetime, status, utf16_to_string, Reader};
+use leasefs_leases::FileId;
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+
+fn io(e: std::io::Error) -> u32 {
+    status::from_io(&e)
+}
+
+pub fn handle(srv: &Arc<Server>, st: &mut ConnState, req: &Req) -> Result<Outcome, u32> {
+    let r = reader(req, 33)?;
+    let info_type = r.u8(2).map_err(super::wire_err)?;
+    let cls = r.u8(3).map_err(super::wire_err)?;
+    let len = r.u32(4).map_err(super::wire_err)? as usize;
+    let off = r.u16(8).map_err(super::wire_err)? as usize;
+    let buf = Reader::new(r.header_relative(off, len).map_err(super::wire_err)?);
+    let read_only = st.tree(req.hdr.session_id, req.hdr.tree_id)?.read_only;
+    let v = super::open_mut(st, req, 16)?.volatile;
+    match info_type {
+        INFO_FILE => {}
+        INFO_SECURITY => {
+            // ACLs are not stored (access is the share's and the filesystem's); accept
+            // the request like a filesystem without ACL support would.
+            if read_only {
+                return Err(status::ACCESS_DENIED);
+            }
+            return Ok(done());
+        }
+        INFO_FILESYSTEM | INFO_QUOTA => return Err(status::NOT_SUPPORTED),
+        _ => return Err(status::INVALID_PARAMETER),
+    }
+    let short = |n: usize| {
+        if len < n {
+            Err(status::INFO_LENGTH_MISMATCH)
+        } else {
+            Ok(())
+        }
+    };
+    match cls {
+        class::POSITION => {
+            short(8)?;
+            let p = buf.u64(0).map_err(super::wire_err)?;
+            if let Some(o) = st.opens.get_mut(&v) {
+                o.position = p;
+            }
+            return Ok(done());
+        }
+        class::MODE => {
+            short(4)?;
+            let m = buf.u32(0).map_err(super::wire_err)?;
+            if let Some(o) = st.opens.get_mut(&v) {
+                o.mode = m;
+            }
+            return Ok(done());
+        }
+        _ => {}
+    }
+    if read_only {
+        return Err(status::ACCESS_DENIED);
+    }
+    match cls {
+        class::BASIC => {
+            short(40)?;
+            set_basic(st, v, &buf)
+        }
+        class::DISPOSITION | class::DISPOSITION_EX => {
+            short(1)?;
+            let delete = if cls == class::DISPOSITION {
+                buf.u8(0).map_err(super::wire_err)? != 0
+            } else {
+                buf.u32(0).map_err(super::wire_err)? & 1 != 0
+            };
+            set_disposition(srv, st, v, delete)
+        }
+        class::END_OF_FILE | class::ALLOCATION => {
+            short(8)?;
+            let size = buf.u64(0).map_err(super::wire_err)?;
+            set_size(srv, st, v, size, cls == class::ALLOCATION)
+        }
+        class::RENAME | class::RENAME_EX => {
+            short(20)?;
+            rename(srv, st, v, &buf)
+        }
+        class::FULL_EA => Err(status::EAS_NOT_SUPPORTED),
+        _ => Err(status::INVALID_INFO_CLASS),
+    }
+}
+
+fn done() -> Outcome {
+    Outcome::Done(status::SUCCESS, vec![2, 0])
+}
+
+/// FileBasicInformation: a time of 0 means "leave", -1 means "stop updating" which we
+/// also treat as leave (MS-FSCC 2.4.7); READONLY maps to the owner write bit.
+fn set_basic(st: &mut ConnState, v: u64, buf: &Reader) -> Result<Outcome, u32> {
+    let o = st.opens.get_mut(&v).ok_or(status::FILE_CLOSED)?;
+    if o.granted & access::WRITE_ATTRIBUTES == 0 {
+        return Err(status::ACCESS_DENIED);
+    }
+    let fd = o.handle.fd().ok_or(status::INVALID_HANDLE)?;
+    let t = |at: usize| -> Result<Option<(i64, i64)>, u32> {
+        let x = buf.u64(at).map_err(super::wire_err)?;
+        Ok(if x == 0 || x == u64::MAX || x == u64::MAX - 1 {
+            None
+        } else {
+            Some(from_filetime(x))
+        })
+    };
+    let (atime, mtime) = (t(8)?, t(16)?);
+    if atime.is_some() || mtime.is_some() {
+        vfs::set_times(fd, atime, mtime).map_err(io)?;
+    }
+    let attrs = buf.u32(32).map_err(super::wire_err)?;
+    if attrs != 0 {
+        if o.is_dir
+            && attrs & ATTR_DIRECTORY == 0
+            && attrs & !(ATTR_READONLY | ATTR_HIDDEN | ATTR_SYSTEM | ATTR_ARCHIVE | ATTR_NORMAL)
+                != 0
+        {
+            return Err(status::INVALID_PARAMETER);
+        }
+        if !o.is_dir && attrs & ATTR_DIRECTORY != 0 {
+            return Err(status::INVALID_PARAMETER);
+        }
+        let s = vfs::fstat(fd).map_err(io)?;
+        let mode = s.st_mode & 0o7777;
+        let new = if attrs & ATTR_READONLY != 0 {
+            mode & !0o222
+        } else {
+            mode | 0o200
+        };
+        if new != mode {
+            // SAFETY: valid fd.
+            if unsafe { libc::fchmod(fd, new) } < 0 {
+                return Err(io(std::io::Error::last_os_error()));
+            }
+        }
+    }
+    Ok(done())
+}
+
+fn set_disposition(srv: &Server, st: &mut ConnState, v: u64, delete: bool) -> Result<Outcome, u32> {
+    let o = st.opens.get_mut(&v).ok_or(status::FILE_CLOSED)?;
+    if o.granted & access::DELETE == 0 {
+        return Err(status::ACCESS_DENIED);
+    }
+    if delete {
+        if o.path.is_root() && o.path.stream.is_none() {
+            return Err(status::CANNOT_DELETE);
+        }
+        let fd = o.handle.fd().ok_or(status::INVALID_HANDLE)?;
+        let meta = vfs::meta_fd(fd).map_err(io)?;
+        if !o.is_dir && meta.attributes & ATTR_READONLY != 0 && o.path.stream.is_none() {
+            return Err(status::CANNOT_DELETE);
+        }
+        if o.is_dir && !vfs::list_dir(fd).map_err(io)?.is_empty() {
+            return Err(status::DIRECTORY_NOT_EMPTY);
+        }
+    } else {
+        o.delete_on_close = false;
+    }
+    srv.files().entry(o.file).or_default().delete_pending = delete;
+    Ok(done())
+}
+
+fn set_size(
+    srv: &Server,
+    st: &mut ConnState,
+    v: u64,
+    size: u64,
+    allocation: bool,
+) -> Result<Outcome, u32> {
+    let o = st.opens.get_mut(&v).ok_or(status::FILE_CLOSED)?;
+    if o.granted & (access::WRITE_DATA | access::APPEND_DATA) == 0 {
+        return Err(status::ACCESS_DENIED);
+    }
+    if o.is_dir {
+        return Err(status::INVALID_PARAMETER);
+    }
+    if size > i64::MAX as u64 {
+        return Err(status::INVALID_PARAMETER);
+    }
+    match &o.handle {
+        Handle::File(f) => {
+            let cur = f.metadata().map_err(io)?.len();
+            // Allocation only ever shrinks the file (MS-FSA 2.1.5.14.1); growing it
+            // is a reservation we need not make.
+            if !allocation || size < cur {
+                f.set_len(size).map_err(io)?;
+            }
+        }
+        Handle::Stream { base, name } => {
+            let cur = streams::read(base.as_raw_fd(), name)
+                .map(|d| d.len() as u64)
+                .unwrap_or(0);
+            if !allocation || size < cur {
+                streams::truncate(base.as_raw_fd(), name, size).map_err(io)?;
+            }
+        }
+        Handle::Dir(_) | Handle::Pipe => return Err(status::INVALID_PARAMETER),
+    }
+    let p = o.path.clone();
+    notify::publish(srv, Change::modified(&p));
+    Ok(done())
+}
+
+/// FileRenameInformation (MS-FSCC 2.4.37.2, SMB2 form): the new name is relative to the
+/// share root; ReplaceIfExists decides whether an existing target is overwritten.
+fn rename(srv: &Server, st: &mut ConnState, v: u64, buf: &Reader) -> Result<Outcome, u32> {
+    let replace = buf.u8(0).map_err(super::wire_err)? != 0;
+    let name_len = buf.u32(16).map_err(super::wire_err)? as usize;
+    let name = utf16_to_string(buf.bytes(20, name_len).map_err(super::wire_err)?)
+        .map_err(super::wire_err)?;
+    let o = st.opens.get(&v).ok_or(status::FILE_CLOSED)?;
+    if o.granted & access::DELETE == 0 {
+        return Err(status::ACCESS_DENIED);
+    }
+    if o.path.stream.is_some() || name.starts_with(':') {
+        return Err(status::NOT_SUPPORTED);
+    }
+    let target = vfs::parse_name(name.trim_start_matches('\\'))?;
+    if target.stream.is_some() || target.is_root() || o.path.is_root() {
+        return Err(status::INVALID_PARAMETER);
+    }
+    let from = o.path.clone();
+    if target == from {
+        return Ok(done());
+    }
+    // Replacing a file someone has open is refused, as on Windows (MS-FSA 2.1.5.14.11).
+    if let Ok(t) = srv
+        .root
+        .open_beneath(&target.rel(), libc::O_PATH | libc::O_NOFOLLOW, 0)
+    {
+        let ts = vfs::fstat(t.as_raw_fd()).map_err(io)?;
+        let tid = FileId::new(ts.st_dev, ts.st_ino);
+        if tid != o.file {
+            if !replace {
+                return Err(status::OBJECT_NAME_COLLISION);
+            }
+            if ts.st_mode & libc::S_IFMT == libc::S_IFDIR {
+                return Err(status::ACCESS_DENIED);
+            }
+            if srv.files().get(&tid).map(|f| f.opens > 0).unwrap_or(false) {
+                return Err(status::ACCESS_DENIED);
+            }
+        }
+    }
+    srv.root.rename(&from, &target, replace).map_err(io)?;
+    // Every open below the old name now lives below the new one.
+    let old = from.parts.clone();
+    for op in st.opens.values_mut() {
+        if op.path.parts.len() >= old.len() && op.path.parts[..old.len()] == old[..] {
+            let mut parts = target.parts.clone();
+            parts.extend_from_slice(&op.path.parts[old.len()..]);
+            op.path.parts = parts;
+        }
+    }
+    notify::publish(srv, Change::renamed_old(&from));
+    notify::publish(srv, Change::renamed_new(&target));
+    Ok(done())
+}
