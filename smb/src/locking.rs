@@ -168,8 +168,24 @@ impl LockHub {
             wait: false,
         };
         match self.mgr.test_lock(&req) {
-            Some(_) => Err(status::FILE_LOCK_CONFLICT),
             None => Ok(()),
+            // The manager's SMB rule makes two exclusive locks of one handle overlap,
+            // but I/O inside the handle's own exclusive range is allowed (MS-FSA
+            // 2.1.4.10). Nobody else can hold a lock overlapping our exclusive range,
+            // so re-test as a shared request, which our own exclusive lock permits.
+            Some(c)
+                if write && c.owner == LockOwner::Open(open) && c.kind == LockKind::Exclusive =>
+            {
+                let shared = LockRequest {
+                    kind: LockKind::Shared,
+                    ..req
+                };
+                match self.mgr.test_lock(&shared) {
+                    None => Ok(()),
+                    Some(_) => Err(status::FILE_LOCK_CONFLICT),
+                }
+            }
+            Some(_) => Err(status::FILE_LOCK_CONFLICT),
         }
     }
 

@@ -88,6 +88,8 @@ pub struct Open {
     pub handle: Handle,
     pub file: FileId,
     pub lock_open: OpenId,
+    /// The lock-manager owner (this connection), for break triggers.
+    pub owner: OwnerId,
     pub granted: u32,
     pub is_dir: bool,
     pub delete_on_close: bool,

@@ -29,6 +29,15 @@ pub fn release(srv: &Server, o: Open) {
     }
     drop(files);
     if delete {
+        if o.path.stream.is_none() {
+            let parent = srv
+                .root
+                .parent_dir(&o.path)
+                .ok()
+                .and_then(|d| vfs::fstat(std::os::fd::AsRawFd::as_raw_fd(&d)).ok())
+                .map(|s| leasefs_leases::FileId::new(s.st_dev, s.st_ino));
+            srv.hub.before_unlink(o.file, parent, o.owner);
+        }
         let res = match &o.handle {
             Handle::Stream { base, name } => {
                 streams::remove(std::os::fd::AsRawFd::as_raw_fd(base), name)

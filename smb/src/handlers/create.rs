@@ -233,6 +233,11 @@ pub fn handle(srv: &Arc<Server>, st: &mut ConnState, req: &Req) -> Result<Outcom
                 return Err(status::OBJECT_PATH_NOT_FOUND);
             }
             action = ACTION_CREATED;
+            if let Ok(p) = srv.root.parent_dir(&path) {
+                if let Ok(pid) = file_id_of(&p) {
+                    srv.hub.before_create_child(pid, st.owner());
+                }
+            }
             if creq.options & OPT_DIRECTORY_FILE != 0 {
                 srv.root.mkdir(&path).map_err(io_status)?;
                 let fd = srv
@@ -485,6 +490,7 @@ fn finish(
         handle,
         file,
         lock_open,
+        owner: st.owner(),
         granted,
         is_dir,
         delete_on_close,

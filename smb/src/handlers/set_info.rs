@@ -190,6 +190,7 @@ fn set_size(
     if size > i64::MAX as u64 {
         return Err(status::INVALID_PARAMETER);
     }
+    srv.hub.before_write(o.lock_open);
     match &o.handle {
         Handle::File(f) => {
             let cur = f.metadata().map_err(io)?.len();
@@ -255,6 +256,15 @@ fn rename(srv: &Server, st: &mut ConnState, v: u64, buf: &Reader) -> Result<Outc
             }
         }
     }
+    let parent_id = |p: &vfs::SmbPath| {
+        srv.root
+            .parent_dir(p)
+            .ok()
+            .and_then(|d| vfs::fstat(d.as_raw_fd()).ok())
+            .map(|s| FileId::new(s.st_dev, s.st_ino))
+    };
+    srv.hub
+        .before_rename(o.file, parent_id(&from), parent_id(&target), o.owner);
     srv.root.rename(&from, &target, replace).map_err(io)?;
     // Every open below the old name now lives below the new one.
     let old = from.parts.clone();

@@ -41,6 +41,8 @@ pub fn handle(srv: &Arc<Server>, st: &mut ConnState, req: &Req) -> Result<Outcom
         .ok_or(status::INVALID_PARAMETER)?;
     srv.hub
         .check_io(o.file, o.lock_open, offset, length as u64, true)?;
+    // Others' read caches must go before the data changes (MS-SMB2 3.3.1.4).
+    srv.hub.before_write(o.lock_open);
     match &o.handle {
         Handle::File(f) => f
             .write_all_at(data, offset)
