@@ -386,3 +386,31 @@ fn lock_breaks_others_read_caching() {
     .unwrap();
     assert_eq!(lease_state(&m, 2, 2), Some(st("none")));
 }
+
+/// POSIX.1 fcntl: an owner's new lock replaces what it held over the range, so turning
+/// an exclusive lock into a shared one must let queued shared requests in.
+#[test]
+fn posix_downgrade_wakes_queued_shared_requests() {
+    use LockKind::{Exclusive as X, Shared as S};
+    let (m, _c) = manual_mgr();
+    let f = file(1);
+    let (a, b, c) = (posix(1, 1), posix(1, 2), posix(1, 3));
+    m.lock(&lock_req(f, a, range(0, 10), X, false)).unwrap();
+    let LockOutcome::Wait(wb) = m.lock(&lock_req(f, b, range(0, 10), S, true)).unwrap() else {
+        panic!()
+    };
+    let LockOutcome::Wait(wc) = m.lock(&lock_req(f, c, range(0, 10), X, true)).unwrap() else {
+        panic!()
+    };
+    m.lock(&lock_req(f, a, range(0, 10), S, false)).unwrap();
+    assert_eq!(
+        wb.try_result(),
+        Some(Ok(())),
+        "shared waiter granted on downgrade"
+    );
+    assert!(!wc.is_done(), "the exclusive waiter still conflicts");
+    // Unlocking the shared bytes lets the exclusive waiter in.
+    m.unlock(f, a, range(0, 10)).unwrap();
+    m.unlock(f, b, range(0, 10)).unwrap();
+    assert_eq!(wc.try_result(), Some(Ok(())));
+}

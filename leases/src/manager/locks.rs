@@ -61,6 +61,12 @@ impl State {
             return Ok(LockOutcome::Wait(WaitHandle { slot, id, owner: w }));
         }
         self.apply_lock(sh, req, out);
+        if req.owner.is_posix() {
+            // POSIX.1 fcntl: a new lock replaces the owner's locks over its range, so it may
+            // downgrade exclusive to shared or give bytes up; queued requests that this
+            // unblocks must be granted now, as Linux wakes blocked waiters on replace.
+            self.grant_pending(sh, req.file, out);
+        }
         Ok(LockOutcome::Granted)
     }
 
@@ -254,6 +260,11 @@ impl State {
             self.lock_waits.remove(&p.id);
             self.apply_lock(sh, &p.req, out);
             out.lock_wakes.push((p.slot, Ok(())));
+            if p.req.owner.is_posix() {
+                // A granted POSIX lock may have downgraded its owner's earlier locks (see
+                // `lock`), which can unblock requests already passed over: rescan.
+                i = 0;
+            }
         }
     }
 }
