@@ -153,6 +153,10 @@ impl State {
             if earliest {
                 sh.deadline_cv.notify_all();
             }
+            // The epoch just moved (MS-SMB2 3.3.4.7) and the stored record carries it: a
+            // reclaim after a restart must see the epoch the client last heard.
+            let rec = lease_record(l);
+            sh.store_result("put lease", sh.store.put_lease(&rec));
         } else {
             // R-only caching needs no ack and never delays the requester.
             l.state = target;
