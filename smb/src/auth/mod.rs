@@ -400,6 +400,13 @@ impl NtlmAuthenticator {
             }
             return Ok(Outcome::unkeyed(String::new(), false, true));
         }
+        // NTLMv1 (24-byte) responses are refused below like a wrong
+        // password; anything longer must be a well-formed NTLMv2 response.
+        let blob = if a.nt_response.len() > 24 {
+            Some(ntlm::parse_ntlmv2_response(a.nt_response)?)
+        } else {
+            None
+        };
         let Some((user, password)) = self.creds.lookup(&a.user) else {
             // Unknown account: guest if allowed (Samba "map to guest = bad
             // user"); a known account with a wrong password never is.
@@ -414,7 +421,8 @@ impl NtlmAuthenticator {
         if !a.domain.is_empty() {
             domains.push("");
         }
-        let proof = domains
+        let blob = blob.ok_or(AuthError::LogonFailure)?;
+        let session_base_key = domains
             .into_iter()
             .find_map(|domain| {
                 let key = ntlm::ntowfv2(password, &a.user, domain);
@@ -422,8 +430,8 @@ impl NtlmAuthenticator {
             })
             .ok_or(AuthError::LogonFailure)?;
         let session_key =
-            ntlm::exported_session_key(a.flags, &proof.session_base_key, a.encrypted_session_key)?;
-        if proof.blob_av_pairs_mic && !ntlm::verify_mic(&session_key, negotiate, challenge, raw) {
+            ntlm::exported_session_key(a.flags, &session_base_key, a.encrypted_session_key)?;
+        if blob.mic_present && !ntlm::verify_mic(&session_key, negotiate, challenge, raw) {
             return Err(AuthError::LogonFailure);
         }
         Ok(Outcome {

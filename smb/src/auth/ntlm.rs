@@ -268,21 +268,62 @@ pub(crate) fn ntowfv2(password: &str, user: &str, domain: &str) -> [u8; 16] {
     hmac_md5(&nt_hash, &[&utf16le(&ud)])
 }
 
-/// Outcome of checking an NTLMv2 response against one candidate key.
-pub(crate) struct Ntlmv2Proof {
-    pub session_base_key: [u8; 16],
-    /// The client's blob (`temp`, MS-NLMP 3.3.2) announces a MIC in MsvAvFlags.
-    pub blob_av_pairs_mic: bool,
+/// The parts of the client's NTLMv2 blob (NTLMv2_CLIENT_CHALLENGE, the
+/// `temp` of MS-NLMP 3.3.2) the server acts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Ntlmv2Blob {
+    /// MsvAvFlags has the MIC bit: the AUTHENTICATE message carries a MIC
+    /// that must verify (MS-NLMP 3.3.5.2).
+    pub mic_present: bool,
+}
+
+/// Checks the structure of an NTLMv2 response before any cryptography, so
+/// that a malformed blob is a protocol error (STATUS_INVALID_PARAMETER, as
+/// Samba answers since its bug 14932) rather than a wrong password.
+///
+/// Layout (MS-NLMP 2.2.2.7): NTProofStr(16), then RespType(1) = 1,
+/// HiRespType(1) = 1, Reserved1(2), Reserved2(4), TimeStamp(8),
+/// ChallengeFromClient(8), Reserved3(4), AV pairs ending in MsvAvEOL.
+/// Clients may pad after MsvAvEOL.
+pub(crate) fn parse_ntlmv2_response(nt_response: &[u8]) -> Result<Ntlmv2Blob, String> {
+    let temp = nt_response
+        .get(16..)
+        .filter(|t| t.len() >= 28)
+        .ok_or("NTLMv2 response shorter than its fixed header")?;
+    if temp[0] != 1 || temp[1] != 1 {
+        return Err("NTLMv2 response with an unknown RespType".into());
+    }
+    let mut mic_present = false;
+    let mut pos = 28;
+    loop {
+        let (Some(id), Some(len)) = (u16_at(temp, pos), u16_at(temp, pos + 2)) else {
+            return Err("NTLMv2 AV pairs are not terminated by MsvAvEOL".into());
+        };
+        let len = usize::from(len);
+        let value = temp
+            .get(pos + 4..pos + 4 + len)
+            .ok_or("NTLMv2 AV pair longer than the response")?;
+        match id {
+            AV_EOL => return Ok(Ntlmv2Blob { mic_present }),
+            AV_FLAGS => {
+                let flags = u32_at(value, 0).ok_or("short MsvAvFlags")?;
+                mic_present = flags & AV_FLAG_MIC_PRESENT != 0;
+            }
+            _ => {}
+        }
+        pos += 4 + len;
+    }
 }
 
 /// Verifies NTProofStr = HMAC-MD5(ResponseKeyNT, ServerChallenge || temp)
-/// in constant time (MS-NLMP 3.3.2, 3.2.5.1.2).
+/// in constant time and returns the SessionBaseKey (MS-NLMP 3.3.2,
+/// 3.2.5.1.2). The response's structure is checked by
+/// [`parse_ntlmv2_response`].
 pub(crate) fn verify_ntlmv2(
     response_key_nt: &[u8; 16],
     server_challenge: &[u8; 8],
     nt_response: &[u8],
-) -> Option<Ntlmv2Proof> {
-    // NTProofStr (16) + temp header (28) + at least MsvAvEOL (4).
+) -> Option<[u8; 16]> {
     if nt_response.len() < 16 + 28 {
         return None;
     }
@@ -291,33 +332,7 @@ pub(crate) fn verify_ntlmv2(
     if !bool::from(expected.ct_eq(proof)) {
         return None;
     }
-    Some(Ntlmv2Proof {
-        session_base_key: hmac_md5(response_key_nt, &[proof]),
-        blob_av_pairs_mic: mic_flag_in_blob(temp),
-    })
-}
-
-/// Whether the client's NTLMv2 blob carries MsvAvFlags with the MIC bit.
-fn mic_flag_in_blob(temp: &[u8]) -> bool {
-    // temp: RespType, HiRespType, Reserved1(2), Reserved2(4), TimeStamp(8),
-    // ChallengeFromClient(8), Reserved3(4), then AV pairs.
-    let mut pos = 28;
-    while let (Some(id), Some(len)) = (u16_at(temp, pos), u16_at(temp, pos + 2)) {
-        let len = usize::from(len);
-        let value = match temp.get(pos + 4..pos + 4 + len) {
-            Some(v) => v,
-            None => return false,
-        };
-        match id {
-            AV_EOL => return false,
-            AV_FLAGS => {
-                return u32_at(value, 0).is_some_and(|f| f & AV_FLAG_MIC_PRESENT != 0);
-            }
-            _ => {}
-        }
-        pos += 4 + len;
-    }
-    false
+    Some(hmac_md5(response_key_nt, &[proof]))
 }
 
 /// RC4 with a 16-byte key, as used by NTLM key exchange and sealing.
@@ -493,17 +508,13 @@ pub(crate) mod tests {
             unhex("68cd0ab851e51c96aabc927bebef6a1c")
         );
         let key = ntowfv2("Password", &a.user, &a.domain);
-        let proof = verify_ntlmv2(&key, &SERVER_CHALLENGE, a.nt_response).unwrap();
+        let base = verify_ntlmv2(&key, &SERVER_CHALLENGE, a.nt_response).unwrap();
         // MS-NLMP 4.2.4.1.2 SessionBaseKey.
-        assert_eq!(
-            proof.session_base_key.to_vec(),
-            unhex("8de40ccadbc14a82f15cb0ad0de95ca3")
-        );
-        assert!(!proof.blob_av_pairs_mic);
+        assert_eq!(base.to_vec(), unhex("8de40ccadbc14a82f15cb0ad0de95ca3"));
+        let blob = parse_ntlmv2_response(a.nt_response).unwrap();
+        assert!(!blob.mic_present);
         // MS-NLMP 4.2.4.2.3: KEY_EXCH recovers RandomSessionKey.
-        let exported =
-            exported_session_key(a.flags, &proof.session_base_key, a.encrypted_session_key)
-                .unwrap();
+        let exported = exported_session_key(a.flags, &base, a.encrypted_session_key).unwrap();
         assert_eq!(exported, [0x55u8; 16]);
         // MS-NLMP 4.2.4.1.3 / 4.2.4.1.4: client signing and sealing keys.
         assert_eq!(
@@ -532,6 +543,31 @@ pub(crate) mod tests {
         assert!(verify_ntlmv2(&good, &SERVER_CHALLENGE, &tampered).is_none());
         // NTLMv1-sized responses are never accepted.
         assert!(verify_ntlmv2(&good, &SERVER_CHALLENGE, &a.nt_response[..24]).is_none());
+    }
+
+    #[test]
+    fn ntlmv2_blob_structure() {
+        let msg = spec_authenticate();
+        let nt = parse_authenticate(&msg).unwrap().nt_response.to_vec();
+        assert!(parse_ntlmv2_response(&nt).is_ok());
+        // Unknown RespType.
+        let mut bad = nt.clone();
+        bad[16] = 2;
+        assert!(parse_ntlmv2_response(&bad).is_err());
+        // AV pairs cut before MsvAvEOL (the spec response ends with EOL
+        // followed by 4 bytes of padding).
+        assert!(parse_ntlmv2_response(&nt[..nt.len() - 8]).is_err());
+        assert!(parse_ntlmv2_response(&nt[..nt.len() - 6]).is_err());
+        assert!(parse_ntlmv2_response(&nt[..nt.len() - 4]).is_ok());
+        // An AV pair length running past the end.
+        let mut bad = nt.clone();
+        bad[16 + 28 + 2] = 0xFF;
+        assert!(parse_ntlmv2_response(&bad).is_err());
+        assert!(parse_ntlmv2_response(&nt[..16 + 27]).is_err());
+        // MsvAvFlags with the MIC bit.
+        let mut with_flags = nt[..16 + 28].to_vec();
+        with_flags.extend_from_slice(&[6, 0, 4, 0, 2, 0, 0, 0, 0, 0, 0, 0]);
+        assert!(parse_ntlmv2_response(&with_flags).unwrap().mic_present);
     }
 
     #[test]

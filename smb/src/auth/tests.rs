@@ -631,3 +631,30 @@ fn mutated_tokens_never_panic() {
         let _ = auth.step(&resp);
     }
 }
+
+#[test]
+fn malformed_ntlmv2_blob_is_invalid_token_not_logon_failure() {
+    // Samba answers STATUS_INVALID_PARAMETER here (its bug 14932,
+    // smbtorture smb2.session.ntlmssp_bug14932), whatever the password.
+    for password in ["Secret123", "wrong"] {
+        let mut auth = NtlmAuthenticator::new(creds(false));
+        let neg = negotiate_msg(CLIENT_FLAGS);
+        let challenge = continue_response(auth.step(&neg));
+        let opts = ClientOpts {
+            password,
+            with_mic: false,
+            ..Default::default()
+        };
+        let client = authenticate_msg(&neg, &challenge, &opts);
+        let mut m = client.message;
+        // Point the NT response length at a cut inside the AV pairs.
+        let nt_len = u16_at(&m, 20);
+        let cut = (nt_len - 30) as u16;
+        m[20..22].copy_from_slice(&cut.to_le_bytes());
+        m[22..24].copy_from_slice(&cut.to_le_bytes());
+        assert!(
+            matches!(auth.step(&m), Err(AuthError::InvalidToken(_))),
+            "{password}"
+        );
+    }
+}
