@@ -231,6 +231,7 @@ fn process_compound(
         };
         let (status_code, rbody) = match outcome {
             Outcome::Done(s, b) => (s, b),
+            Outcome::Disconnect(why) => return Err(ConnError::Protocol(why)),
             Outcome::Silent => {
                 prev = Some((hdr.clone(), status::SUCCESS));
                 if hdr.next_command == 0 {

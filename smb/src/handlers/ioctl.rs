@@ -85,7 +85,7 @@ fn validate_negotiate(
         || dialects != st.client_dialects
     {
         tracing::warn!(conn = st.id, "VALIDATE_NEGOTIATE_INFO mismatch");
-        return Err(status::ACCESS_DENIED);
+        return Ok(Outcome::Disconnect("VALIDATE_NEGOTIATE_INFO mismatch"));
     }
     if max_out < 24 {
         return Err(status::INVALID_PARAMETER);

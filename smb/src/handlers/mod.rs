@@ -42,6 +42,9 @@ pub enum Outcome {
     Async(AsyncOp),
     /// No response at all (CANCEL, MS-SMB2 3.3.5.16).
     Silent,
+    /// Drop the connection (a second NEGOTIATE, a failed VALIDATE_NEGOTIATE_INFO, an
+    /// unparseable NEGOTIATE).
+    Disconnect(&'static str),
 }
 
 pub fn err(s: u32) -> Outcome {

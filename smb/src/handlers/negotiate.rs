@@ -38,9 +38,13 @@ fn base_response(srv: &Server, dialect: u16) -> NegotiateResponse {
 pub fn handle(srv: &Arc<Server>, st: &mut ConnState, req: &Req) -> Result<Outcome, u32> {
     if st.negotiated {
         // 3.3.5.3.1: a second NEGOTIATE on a connection is a protocol error.
-        return Err(status::INVALID_PARAMETER);
+        return Ok(Outcome::Disconnect("second NEGOTIATE"));
     }
-    let nreq = NegotiateRequest::parse(req.body).map_err(super::wire_err)?;
+    let Ok(nreq) = NegotiateRequest::parse(req.body) else {
+        // Nothing is established yet; a client that cannot frame NEGOTIATE is not one
+        // we can talk to.
+        return Ok(Outcome::Disconnect("malformed NEGOTIATE"));
+    };
     let dialect = SUPPORTED
         .iter()
         .rev()

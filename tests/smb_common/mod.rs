@@ -1,0 +1,100 @@
+//! Shared helpers for the SMB end-to-end tests: a `leasefs serve` child on a free
+//! loopback port that is always stopped (Drop), and an smbclient runner.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+pub const USER: &str = "alice";
+pub const PASS: &str = "s3cret-Pass";
+
+pub struct Server {
+    child: Child,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+}
+
+impl Server {
+    pub fn start(extra: &[&str]) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("share")).expect("mkdir share");
+        Self::start_in(dir, extra)
+    }
+
+    pub fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_leasefs"));
+        cmd.arg("serve")
+            .arg("--backing")
+            .arg(dir.path().join("share"))
+            .args(["--smb-listen", "127.0.0.1:0"])
+            .args(["--user", &format!("{USER}:{PASS}")])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = cmd.spawn().expect("spawn leasefs serve");
+        let out = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(out)
+            .read_line(&mut line)
+            .expect("read port line");
+        let port = line
+            .trim()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| {
+                let _ = child.kill();
+                panic!("no port in {line:?}")
+            });
+        Server { child, port, dir }
+    }
+
+    pub fn backing(&self) -> PathBuf {
+        self.dir.path().join("share")
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// smbclient against this server with the given protocol and commands.
+    pub fn smbclient(&self, proto: &str, auth: &[&str], cmds: &str, cwd: &Path) -> (bool, String) {
+        let out = Command::new("smbclient")
+            .arg(format!("//127.0.0.1/{}", "share"))
+            .args(["-p", &self.port.to_string()])
+            .args(["-m", proto])
+            .args(auth)
+            .args(["-c", cmds])
+            .current_dir(cwd)
+            .output()
+            .expect("smbclient must be installed (scripts/test.sh installs it)");
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success() && !text.contains("NT_STATUS_"), text)
+    }
+
+    pub fn user_auth() -> Vec<String> {
+        vec!["-U".into(), format!("{USER}%{PASS}")]
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
+    // xorshift: deterministic, incompressible enough for a transfer test.
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
