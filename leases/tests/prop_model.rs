@@ -161,6 +161,8 @@ struct Model {
     m: Arc<LockManager>,
     clock: Arc<ManualClock>,
     opens: Vec<(OpenId, FileId)>,
+    /// Every request that was granted, by open id (opens live in the manager's view).
+    granted: std::collections::HashMap<OpenId, OpenRequest>,
     waits: Vec<Wait>,
 }
 
@@ -203,13 +205,17 @@ impl Model {
             m,
             clock,
             opens: Vec::new(),
+            granted: Default::default(),
             waits: Vec::new(),
         }
     }
 
     fn open(&mut self, req: OpenRequest) {
         match self.m.open(&req) {
-            Ok(OpenOutcome::Opened(g)) => self.opens.push((g.open, req.file)),
+            Ok(OpenOutcome::Opened(g)) => {
+                self.opens.push((g.open, req.file));
+                self.granted.insert(g.open, req);
+            }
             Ok(OpenOutcome::Wait(w)) => self.waits.push(Wait::Break(w, Some(req))),
             Err(_) => {}
         }
@@ -428,6 +434,26 @@ impl Model {
         }
         for l in &v.leases {
             prop_assert!(l.state.is_valid(l.is_dir), "invalid state {:?}", l);
+            prop_assert!(l.opens > 0, "lease without opens {:?}", l);
+        }
+        // DESIGN.md local access: beside an open whose writes the manager does not see,
+        // no other key may cache reads.
+        for o in &v.opens {
+            let Some(req) = self.granted.get(&o.id) else {
+                continue;
+            };
+            if !(req.writes_unseen && req.access.write) {
+                continue;
+            }
+            for l in v
+                .leases
+                .iter()
+                .filter(|l| l.file == o.file && l.state.has(LeaseState::R))
+            {
+                let same = o.lease_key.as_deref() == Some(l.key.as_str())
+                    && o.owner.client.to_string() == l.client;
+                prop_assert!(same, "R lease {:?} beside unseen writer {:?}", l, o);
+            }
         }
         // Share modes.
         for (i, a) in v.opens.iter().enumerate() {
