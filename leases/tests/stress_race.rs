@@ -72,7 +72,7 @@ fn ack_vs_deadline_vs_close_vs_disconnect() {
     let mut tally = std::collections::HashMap::new();
     let iterations = 300;
     for it in 0..iterations {
-        let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (it as u64 + 1) * 0x1000_0001);
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ ((it as u64 + 1) * 0x1000_0001));
         let f = file(it as u64 + 1);
         let holder = OwnerId::new(Protocol::Smb, client(1), it as u64 + 1);
         let (tx, rx) = mpsc::channel();
