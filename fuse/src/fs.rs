@@ -161,8 +161,7 @@ impl Filesystem for LeaseFs {
             | InitFlags::FUSE_DO_READDIRPLUS
             | InitFlags::FUSE_READDIRPLUS_AUTO
             | InitFlags::FUSE_PARALLEL_DIROPS
-            | InitFlags::FUSE_CACHE_SYMLINKS
-            | InitFlags::FUSE_EXPORT_SUPPORT;
+            | InitFlags::FUSE_CACHE_SYMLINKS;
         want &= caps;
         if let Err(missing) = config.add_capabilities(want) {
             tracing::debug!("kernel lacks {missing:?}");

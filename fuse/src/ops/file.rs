@@ -137,7 +137,8 @@ impl Fs {
             // a lease holder that must be broken first.
             let file = {
                 let _as = AsCaller::new(req.uid(), req.gid());
-                let f = backing_flags(flags) & !libc::O_TRUNC;
+                // O_EXCL stays: a name created meanwhile (here or behind the mount) is EEXIST
+                let f = flags & !(libc::O_TRUNC | libc::O_DIRECT | libc::O_NOCTTY);
                 sys::openat(parent.fd(), &cname, f | libc::O_CREAT, mode).map_err(errno)?
             };
             let path = sys::openat(

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# FUSE mount vs the native backing directory, side by side in one run (DESIGN.md,
+# "Measuring speed"): sequential write and read of SIZE_MB (default 1 GiB) with kernel
+# passthrough on and off, and create+write+close / stat / unlink of FILES (default 10,000)
+# 1 KiB files. Prints medians over RUNS (default 3) runs and mount/native ratios
+# (throughput: 1.00 = as fast as native). Needs root and /dev/fuse.
+#
+#   bash bench/fuse_bench.sh            # RUNS=5 SIZE_MB=1024 FILES=10000 to change
+#   LEASEFS_BIN=/path/to/leasefs bash bench/fuse_bench.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-3}
+SIZE_MB=${SIZE_MB:-1024}
+FILES=${FILES:-10000}
+TARGET=${CARGO_TARGET_DIR:-target}
+
+if [[ -z ${LEASEFS_BIN:-} ]]; then
+  cargo build --release -q --bin leasefs
+  LEASEFS_BIN=$TARGET/release/leasefs
+fi
+cargo build --release -q -p leasefs-fuse --example fuse_meta_bench
+META=$TARGET/release/examples/fuse_meta_bench
+
+WORK=$(mktemp -d "${BENCH_DIR:-$PWD/target}/fuse-bench.XXXXXX")
+BACK=$WORK/backing; MNT=$WORK/mnt; NATIVE=$BACK/native
+mkdir -p "$BACK" "$MNT" "$NATIVE"
+PID=
+cleanup() {
+  [[ -n $PID ]] && kill -TERM "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
+  mountpoint -q "$MNT" && umount -l "$MNT"
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+start_mount() { # extra args...
+  "$LEASEFS_BIN" mount --backing "$BACK" --mount "$MNT" "$@" 2>"$WORK/daemon.log" &
+  PID=$!
+  for _ in $(seq 200); do
+    mountpoint -q "$MNT" && ls "$MNT" >/dev/null 2>&1 && return 0
+    sleep 0.05
+  done
+  echo "mount did not come up:"; cat "$WORK/daemon.log"; exit 1
+}
+stop_mount() { kill -TERM "$PID"; wait "$PID" || true; PID=; }
+
+now() { date +%s.%N; }
+# MB/s for writing SIZE_MB to $1 (flushed to disk) / reading it back (page cache warm)
+seq_write() { local t0; t0=$(now); dd if=/dev/zero of="$1" bs=1M count="$SIZE_MB" conv=fdatasync status=none; awk -v a="$t0" -v b="$(now)" -v s="$SIZE_MB" 'BEGIN{printf "%.1f", s/(b-a)}'; }
+seq_read()  { local t0; t0=$(now); dd if="$1" of=/dev/null bs=1M status=none; awk -v a="$t0" -v b="$(now)" -v s="$SIZE_MB" 'BEGIN{printf "%.1f", s/(b-a)}'; }
+meta() { mkdir -p "$1"; "$META" "$1" "$FILES" | awk -v n="$FILES" '{printf "%.0f %.0f %.0f", n/$2, n/$4, n/$6}'; rmdir "$1"; }
+
+declare -A R
+record() { R[$1]+="$2 "; }
+median() { tr ' ' '\n' <<<"${R[$1]}" | grep -v '^$' | sort -g | awk '{a[NR]=$1} END{print (NR%2)? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+
+for run in $(seq "$RUNS"); do
+  echo "== run $run/$RUNS" >&2
+  # native
+  record native.write "$(seq_write "$NATIVE/big")"
+  record native.read "$(seq_read "$NATIVE/big")"
+  rm -f "$NATIVE/big"
+  read -r c s u <<<"$(meta "$NATIVE/meta")"
+  record native.create "$c"; record native.stat "$s"; record native.unlink "$u"
+  # mount with passthrough, then without
+  for mode in pt nopt; do
+    if [[ $mode == pt ]]; then start_mount; else start_mount --no-passthrough; fi
+    record $mode.write "$(seq_write "$MNT/big")"
+    record $mode.read "$(seq_read "$MNT/big")"
+    rm -f "$MNT/big"
+    read -r c s u <<<"$(meta "$MNT/meta")"
+    record $mode.create "$c"; record $mode.stat "$s"; record $mode.unlink "$u"
+    stop_mount
+  done
+done
+
+grep -q "passthrough on" "$WORK/daemon.log" 2>/dev/null || true
+printf '\n%-34s %12s %12s %7s %12s %7s\n' "median of $RUNS runs" native "passthrough" ratio "no-passthr." ratio
+row() { # label key unit
+  local n p q
+  n=$(median native.$2); p=$(median pt.$2); q=$(median nopt.$2)
+  printf '%-34s %12s %12s %7.2f %12s %7.2f\n' "$1 ($3)" "$n" "$p" "$(awk -v a="$p" -v b="$n" 'BEGIN{print a/b}')" "$q" "$(awk -v a="$q" -v b="$n" 'BEGIN{print a/b}')"
+}
+row "seq write ${SIZE_MB} MiB, fdatasync" write MB/s
+row "seq read ${SIZE_MB} MiB, warm cache" read MB/s
+row "create+write+close $FILES x 1 KiB" create ops/s
+row "stat $FILES files" stat ops/s
+row "unlink $FILES files" unlink ops/s
+echo "(ratio = mount / native throughput; kernel $(uname -r), $(nproc) cores)"
