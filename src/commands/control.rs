@@ -1,18 +1,32 @@
-//! Control-socket clients: `leasefs locks`, `leasefs lease hold`, `leasefs break` (issue 6).
+//! Control-socket clients: `leasefs locks`, `leasefs lease hold`, `leasefs break`.
 
-use std::path::PathBuf;
+use anyhow::{bail, Context};
+use leasefs::control::client::ControlClient;
+use leasefs::control::protocol::{Request, Response};
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+/// Same option and default as the daemons, so the client finds their socket.
+#[derive(clap::Args, Clone)]
+pub struct StateDirArg {
+    /// State directory of the daemon to talk to.
+    #[arg(long, default_value = leasefs::control::DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+}
 
 #[derive(clap::Args)]
 pub struct LocksArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// Stream events live.
+    /// Stream events live (not built yet).
     #[arg(long)]
     pub watch: bool,
-    /// Only this file.
+    /// Only this file (a path under the mount or the backing directory).
     #[arg(long)]
     pub file: Option<PathBuf>,
+    #[command(flatten)]
+    pub state: StateDirArg,
 }
 
 #[derive(clap::Args)]
@@ -23,36 +37,305 @@ pub struct LeaseArgs {
 
 #[derive(clap::Subcommand)]
 pub enum LeaseAction {
-    /// Hold a lease on PATH until Ctrl-C.
+    /// Hold a lease on PATH as a local client until Ctrl-C, printing each break.
     Hold {
         path: PathBuf,
         /// Lease state to request: R, RH, RW or RWH.
         #[arg(long, default_value = "RWH")]
         state: String,
-        /// How to answer breaks: auto, never, after=SECS, prompt.
+        /// How to answer breaks: auto (at once), never, after=SECS, prompt.
         #[arg(long, default_value = "auto")]
         ack: String,
+        #[command(flatten)]
+        state_dir: StateDirArg,
     },
 }
 
 #[derive(clap::Args)]
 pub struct BreakArgs {
+    /// A path under the mount or the backing directory.
     pub path: PathBuf,
     /// Target state (default: none).
     #[arg(long)]
     pub to: Option<String>,
+    #[command(flatten)]
+    pub state: StateDirArg,
 }
 
-const NOT_YET: &str = "needs the control socket, which is not built yet (issue 6)";
-
-pub fn locks(_args: LocksArgs) -> anyhow::Result<()> {
-    anyhow::bail!("`leasefs locks` {NOT_YET}")
+fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
+    if p.is_absolute() {
+        return Ok(p.to_path_buf());
+    }
+    Ok(std::env::current_dir()
+        .context("current directory")?
+        .join(p))
 }
 
-pub fn lease(_args: LeaseArgs) -> anyhow::Result<()> {
-    anyhow::bail!("`leasefs lease hold` {NOT_YET}")
+pub fn locks(args: LocksArgs) -> anyhow::Result<()> {
+    if args.watch {
+        bail!("`leasefs locks --watch` is not built yet (issue 6): the lock manager has no event stream");
+    }
+    let mut c = ControlClient::connect(&args.state.state_dir)?;
+    let file = args.file.as_deref().map(absolute).transpose()?;
+    let snapshot = match c.call(&Request::Locks { file })? {
+        Response::Locks { snapshot } => snapshot,
+        other => bail!("unexpected reply: {other:?}"),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&snapshot)?);
+        return Ok(());
+    }
+    print!("{}", render_table(&snapshot));
+    Ok(())
 }
 
-pub fn break_file(_args: BreakArgs) -> anyhow::Result<()> {
-    anyhow::bail!("`leasefs break` {NOT_YET}")
+/// An `lslocks`-like table: one row per open, lease and byte-range lock.
+pub fn render_table(snapshot: &serde_json::Value) -> String {
+    let s = |v: &serde_json::Value| match v {
+        serde_json::Value::String(t) => t.clone(),
+        serde_json::Value::Null => "-".into(),
+        other => other.to_string(),
+    };
+    let empty = Vec::new();
+    let list = |k: &str| {
+        snapshot
+            .get(k)
+            .and_then(|v| v.as_array())
+            .unwrap_or(&empty)
+            .clone()
+    };
+    let mut rows: Vec<[String; 6]> =
+        vec![["PATH", "KIND", "PROTO", "OWNER", "STATE", "DETAIL"].map(String::from)];
+    for l in list("leases") {
+        let detail = if l["breaking"].as_bool() == Some(true) {
+            format!(
+                "breaking -> {}, revoke in {:.1}s",
+                s(&l["break_to"]),
+                l["revoke_in_ms"].as_u64().unwrap_or(0) as f64 / 1000.0
+            )
+        } else {
+            String::new()
+        };
+        let kind = if l["oplock"].as_bool() == Some(true) {
+            "oplock"
+        } else {
+            "lease"
+        };
+        rows.push([
+            s(&l["path"]),
+            kind.into(),
+            s(&l["protocol"]),
+            format!("{} key {}", short(&s(&l["client"])), short(&s(&l["key"]))),
+            format!("{} e{}", s(&l["state"]), s(&l["epoch"])),
+            detail,
+        ]);
+    }
+    for o in list("opens") {
+        let mut access = String::new();
+        for (k, c) in [("read", 'r'), ("write", 'w'), ("delete", 'd')] {
+            access.push(if o[k].as_bool() == Some(true) { c } else { '-' });
+        }
+        let stat = if o["stat_only"].as_bool() == Some(true) {
+            " stat-only"
+        } else {
+            ""
+        };
+        rows.push([
+            s(&o["path"]),
+            "open".into(),
+            s(&o["protocol"]),
+            format!("{}/{}", short(&s(&o["client"])), s(&o["session"])),
+            access,
+            format!("share {}{stat}", s(&o["share"])),
+        ]);
+    }
+    for l in list("locks") {
+        let range = match l["end"].as_u64() {
+            Some(u64::MAX) => format!("{}-EOF", s(&l["start"])),
+            Some(e) => format!("{}-{}", s(&l["start"]), e),
+            None => format!("{}+0", s(&l["start"])),
+        };
+        let waiting = if l["waiting"].as_bool() == Some(true) {
+            "WAITING"
+        } else {
+            ""
+        };
+        rows.push([
+            s(&l["path"]),
+            "lock".into(),
+            s(&l["protocol"]),
+            s(&l["owner"]),
+            s(&l["type"]),
+            format!("{range} {waiting}").trim().into(),
+        ]);
+    }
+    if rows.len() == 1 {
+        return "no locks: nothing is open, leased or locked\n".into();
+    }
+    let mut widths = [0usize; 6];
+    for r in &rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for r in rows {
+        let line: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn short(hex: &str) -> String {
+    if hex.len() > 12 {
+        format!("{}…", &hex[..12])
+    } else {
+        hex.to_string()
+    }
+}
+
+enum AckMode {
+    Auto,
+    Never,
+    After(std::time::Duration),
+    Prompt,
+}
+
+fn parse_ack(text: &str) -> anyhow::Result<AckMode> {
+    Ok(match text {
+        "auto" => AckMode::Auto,
+        "never" => AckMode::Never,
+        "prompt" => AckMode::Prompt,
+        t => match t.strip_prefix("after=") {
+            Some(secs) => AckMode::After(std::time::Duration::from_secs_f64(
+                secs.parse::<f64>()
+                    .ok()
+                    .filter(|s| s.is_finite() && *s >= 0.0)
+                    .with_context(|| format!("`{secs}` is not a number of seconds"))?,
+            )),
+            None => bail!("--ack must be auto, never, after=SECS or prompt (got `{t}`)"),
+        },
+    })
+}
+
+fn stamp() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs() % 86_400;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60,
+        now.subsec_millis()
+    )
+}
+
+pub fn lease(args: LeaseArgs) -> anyhow::Result<()> {
+    let LeaseAction::Hold {
+        path,
+        state,
+        ack,
+        state_dir,
+    } = args.action;
+    let mode = parse_ack(&ack)?;
+    let path = absolute(&path)?;
+    let mut c = ControlClient::connect(&state_dir.state_dir)?;
+    match c.call(&Request::Hold {
+        path: path.clone(),
+        state: state.clone(),
+    })? {
+        Response::Held {
+            state, epoch, key, ..
+        } => {
+            println!(
+                "{} holding {state} on {} (epoch {epoch}, key {key}); Ctrl-C releases",
+                stamp(),
+                path.display()
+            );
+        }
+        other => bail!("unexpected reply: {other:?}"),
+    }
+    std::io::stdout().flush()?;
+    let mut writer = c.writer()?;
+    let mut send_ack = move |to: &str| -> anyhow::Result<()> {
+        let mut line = serde_json::to_vec(&Request::Ack {
+            state: to.to_string(),
+        })?;
+        line.push(b'\n');
+        writer.write_all(&line)?;
+        Ok(())
+    };
+    while let Some(resp) = c.recv()? {
+        match resp {
+            Response::Break {
+                from,
+                to,
+                epoch,
+                ack_required,
+                reason,
+            } => {
+                let need = if ack_required {
+                    "ack required"
+                } else {
+                    "no ack needed"
+                };
+                println!(
+                    "{} break {from} -> {to} (reason {reason}, epoch {epoch}, {need})",
+                    stamp()
+                );
+                std::io::stdout().flush()?;
+                if !ack_required {
+                    continue;
+                }
+                match mode {
+                    AckMode::Auto => send_ack(&to)?,
+                    AckMode::Never => println!("{} not acknowledging (--ack never)", stamp()),
+                    AckMode::After(d) => {
+                        std::thread::sleep(d);
+                        send_ack(&to)?;
+                    }
+                    AckMode::Prompt => {
+                        print!("acknowledge down to {to}? [Y/n] ");
+                        std::io::stdout().flush()?;
+                        let mut answer = String::new();
+                        std::io::stdin().lock().read_line(&mut answer)?;
+                        if !answer.trim().eq_ignore_ascii_case("n") {
+                            send_ack(&to)?;
+                        }
+                    }
+                }
+            }
+            Response::Acked { state } => println!("{} acknowledged; lease now {state}", stamp()),
+            Response::Error { message } => println!("{} daemon: {message}", stamp()),
+            other => println!("{} {other:?}", stamp()),
+        }
+        std::io::stdout().flush()?;
+    }
+    println!(
+        "{} the daemon closed the connection; lease released",
+        stamp()
+    );
+    Ok(())
+}
+
+pub fn break_file(args: BreakArgs) -> anyhow::Result<()> {
+    let path = absolute(&args.path)?;
+    let mut c = ControlClient::connect(&args.state.state_dir)?;
+    match c.call(&Request::Break {
+        path: path.clone(),
+        to: args.to.clone(),
+    })? {
+        Response::BreakDone { outcome } => {
+            println!("{}: {outcome}", path.display());
+            Ok(())
+        }
+        other => bail!("unexpected reply: {other:?}"),
+    }
 }

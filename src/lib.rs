@@ -1,0 +1,4 @@
+//! The `leasefs` binary's library half: pieces the daemons share and the integration
+//! tests drive directly (the control socket).
+
+pub mod control;
