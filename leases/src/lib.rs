@@ -13,6 +13,7 @@
 pub mod brlock;
 pub mod clock;
 pub mod error;
+pub mod events;
 pub mod lease;
 pub mod manager;
 pub mod range;
@@ -23,6 +24,7 @@ pub mod wait;
 pub use brlock::{HeldLock, LockConflict, LockKind, LockOwner};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{AckError, LockError, StoreError};
+pub use events::{Event, EventKind, EventSink};
 pub use lease::{
     BreakNotice, BreakReason, LeaseGrant, LeaseRequest, LeaseState, LeaseVersion, OplockLevel,
 };

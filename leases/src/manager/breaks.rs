@@ -3,6 +3,7 @@
 use super::opens::lease_record;
 use super::{BreakOutcome, BreakWaiter, LeaseId, Outbox, Requester, Shared, State};
 use crate::error::{AckError, LockError};
+use crate::events::EventKind;
 use crate::lease::{ack_required, break_target, BreakNotice, BreakReason, LeaseState};
 use crate::types::{FileId, OpenId};
 use crate::wait::{BreakWait, Slot, WaitHandle, WakeReason, Withdraw};
@@ -10,7 +11,7 @@ use std::cmp::Reverse;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Weak;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 impl State {
     /// Breaks each lease in `ids` for `reason`. With `wait`, returns a handle that
@@ -124,6 +125,7 @@ impl State {
             return;
         };
         let needs_ack = ack_required(from);
+        let (client, key, file, owner, epoch) = (l.client, l.key, l.file, l.owner, l.epoch);
         let notice = BreakNotice {
             owner: l.owner,
             client: l.client,
@@ -164,6 +166,16 @@ impl State {
             sh.store_result("put lease", sh.store.put_lease(&rec));
         }
         out.notices.push((sink, notice));
+        let kind = EventKind::BreakSent {
+            client,
+            key,
+            from,
+            to: target,
+            reason,
+            ack_required: needs_ack,
+            epoch,
+        };
+        self.emit(Some(file), Some(owner), kind, out);
     }
 
     pub(crate) fn ack(
@@ -182,6 +194,10 @@ impl State {
         if !state.is_subset_of(l.break_to) {
             return Err(AckError::NotSubset);
         }
+        let latency = l
+            .break_started
+            .map_or(Duration::ZERO, |s| now.saturating_duration_since(s));
+        let (file, owner) = (l.file, l.owner);
         sh.stats.acks.fetch_add(1, Ordering::Relaxed);
         l.state = state.normalize(l.is_dir);
         l.breaking = false;
@@ -191,6 +207,18 @@ impl State {
         let reason = l.reason.unwrap_or(BreakReason::Open);
         let held = l.state;
         sh.store_result("put lease", sh.store.put_lease(&rec));
+        self.cause = (Some(owner), "ack");
+        self.emit(
+            Some(file),
+            Some(owner),
+            EventKind::Ack {
+                client: id.0,
+                key: id.1,
+                state: held,
+                latency,
+            },
+            out,
+        );
         if !held.is_subset_of(required) {
             // Progressive break: more was asked while this break was in flight.
             self.break_to(sh, id, required, reason, now, out);
@@ -279,6 +307,14 @@ impl State {
                 .revoke_late_ns_max
                 .fetch_max(late, Ordering::Relaxed);
             tracing::info!(client = %id.0, key = %id.1, late_us = late / 1000, "lease revoked at its break deadline");
+            let (file, owner) = (l.file, l.owner);
+            self.cause = (None, "deadline");
+            let kind = EventKind::Revoke {
+                client: id.0,
+                key: id.1,
+                late: Duration::from_nanos(late),
+            };
+            self.emit(Some(file), Some(owner), kind, out);
             self.wake_satisfied(id, WakeReason::Revoked, out);
             n += 1;
         }
@@ -320,6 +356,7 @@ impl State {
             lease: e.lease,
         };
         let file = e.req.file;
+        self.cause = (Some(by.owner), "write");
         let ids = self.other_leases(file, &by);
         let now = sh.now();
         self.break_leases(sh, &w, &ids, BreakReason::Write, false, now, out);
@@ -335,6 +372,7 @@ impl State {
         by: &Requester,
         out: &mut Outbox,
     ) -> Result<BreakOutcome, LockError> {
+        self.cause = (Some(by.owner), "truncate");
         let ids = self.other_leases(file, by);
         let now = sh.now();
         Ok(
@@ -358,6 +396,14 @@ impl State {
         by: &Requester,
         out: &mut Outbox,
     ) -> Result<BreakOutcome, LockError> {
+        self.cause = (
+            Some(by.owner),
+            if reason == BreakReason::Unlink {
+                "unlink"
+            } else {
+                "rename"
+            },
+        );
         let now = sh.now();
         if self.grace_blocks(sh, file, now) {
             return Err(LockError::InGrace(file));
@@ -403,6 +449,7 @@ impl State {
         to: LeaseState,
         out: &mut Outbox,
     ) -> Result<BreakOutcome, LockError> {
+        self.cause = (None, "operator");
         let ids = self.other_leases(
             file,
             &Requester {

@@ -4,6 +4,7 @@
 use super::{LockOutcome, LockRequest, Outbox, PendingLock, Requester, Shared, State};
 use crate::brlock::LockOwner;
 use crate::error::LockError;
+use crate::events::EventKind;
 use crate::lease::BreakReason;
 use crate::types::{FileId, OwnerId};
 use crate::wait::{Slot, WaitHandle, Withdraw};
@@ -18,6 +19,13 @@ impl State {
         req: &LockRequest,
         out: &mut Outbox,
     ) -> Result<LockOutcome, LockError> {
+        self.cause = (
+            match req.owner {
+                LockOwner::Posix { owner, .. } => Some(owner),
+                LockOwner::Open(o) => self.opens.get(&o).map(|e| e.req.owner),
+            },
+            "lock",
+        );
         let now = sh.now();
         if self.grace_blocks(sh, req.file, now) {
             return Err(LockError::InGrace(req.file));
@@ -58,6 +66,13 @@ impl State {
                 slot: slot.clone(),
             });
             self.lock_waits.insert(id, req.file);
+            let kind = EventKind::LockWait {
+                owner: req.owner,
+                range: req.range,
+                kind: req.kind,
+            };
+            let who = self.cause.0;
+            self.emit(Some(req.file), who, kind, out);
             return Ok(LockOutcome::Wait(WaitHandle { slot, id, owner: w }));
         }
         self.apply_lock(sh, req, out);
@@ -76,6 +91,13 @@ impl State {
         let f = self.file_mut(req.file);
         f.locks.insert(req.owner, req.range, req.kind);
         self.store_locks(sh, req.file);
+        let who = self.cause.0;
+        let kind = EventKind::Lock {
+            owner: req.owner,
+            range: req.range,
+            kind: req.kind,
+        };
+        self.emit(Some(req.file), who, kind, out);
         let by = match req.owner {
             LockOwner::Posix { owner, .. } => {
                 self.owner_lock_files
@@ -130,6 +152,13 @@ impl State {
         range: crate::range::ByteRange,
         out: &mut Outbox,
     ) -> Result<(), LockError> {
+        self.cause = (
+            match owner {
+                LockOwner::Posix { owner, .. } => Some(owner),
+                LockOwner::Open(o) => self.opens.get(&o).map(|e| e.req.owner),
+            },
+            "unlock",
+        );
         let removed = match self.files.get_mut(&file) {
             Some(f) => f.locks.remove(&owner, &range),
             None => false,
@@ -140,6 +169,8 @@ impl State {
                 LockOwner::Open(_) => Err(LockError::RangeNotLocked),
             };
         }
+        let who = self.cause.0;
+        self.emit(Some(file), who, EventKind::Unlock { owner, range }, out);
         self.locks_changed(sh, file, out);
         Ok(())
     }

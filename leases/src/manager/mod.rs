@@ -248,6 +248,7 @@ pub(crate) struct Outbox {
     pub notices: Vec<(Arc<dyn BreakSink>, BreakNotice)>,
     pub wakes: Vec<(Arc<Slot<WakeReason>>, WakeReason)>,
     pub lock_wakes: Vec<(Arc<LockSlot>, Result<(), LockError>)>,
+    pub events: Vec<crate::events::Event>,
 }
 
 pub(crate) struct State {
@@ -265,6 +266,10 @@ pub(crate) struct State {
     pub owner_lock_files: HashMap<OwnerId, HashSet<FileId>>,
     pub grace: Option<recovery::Grace>,
     pub shutdown: bool,
+    /// Event subscribers; events are only built while there is one.
+    pub subscribers: Vec<(u64, Arc<dyn crate::events::EventSink>)>,
+    /// The operation being run and who asked, stamped on its events.
+    pub cause: (Option<OwnerId>, &'static str),
 }
 
 pub(crate) struct Shared {
@@ -327,6 +332,8 @@ impl LockManager {
             owner_lock_files: HashMap::new(),
             grace: None,
             shutdown: false,
+            subscribers: Vec::new(),
+            cause: (None, ""),
         };
         if start.previous_clean || persisted.is_empty() {
             if !persisted.is_empty() {
@@ -376,6 +383,22 @@ impl LockManager {
         self.shared.start
     }
 
+    /// Subscribes to the event stream; returns an id for [`LockManager::unsubscribe`].
+    pub fn subscribe(&self, sink: Arc<dyn crate::events::EventSink>) -> u64 {
+        let mut st = self.shared.state.lock();
+        let id = st.next_wait_id();
+        st.subscribers.push((id, sink));
+        id
+    }
+
+    pub fn unsubscribe(&self, id: u64) {
+        self.shared
+            .state
+            .lock()
+            .subscribers
+            .retain(|(i, _)| *i != id);
+    }
+
     /// Routes break notifications for `owner` to `sink`. Register before the owner's
     /// first lease request so a break that fires at once has somewhere to go.
     pub fn register_sink(&self, owner: OwnerId, sink: Arc<dyn BreakSink>) {
@@ -388,7 +411,15 @@ impl LockManager {
         let out = {
             let mut st = self.shared.state.lock();
             let mut out = Outbox::default();
+            st.cause = (Some(owner), "disconnect");
+            st.emit(
+                None,
+                Some(owner),
+                crate::events::EventKind::Disconnect,
+                &mut out,
+            );
             st.owner_gone(&self.shared, owner, &mut out);
+            st.cause = (None, "");
             out
         };
         self.shared.deliver(out);
@@ -663,13 +694,23 @@ impl Shared {
         let mut out = Outbox::default();
         let res = {
             let mut st = self.state.lock();
-            f(&mut st, self, &mut out)
+            let r = f(&mut st, self, &mut out);
+            st.cause = (None, "");
+            r
         };
         (res, out)
     }
 
     /// Delivers notices and wakes waiters; never called with the state lock held.
     pub(crate) fn deliver(&self, out: Outbox) {
+        if !out.events.is_empty() {
+            let subs = self.state.lock().subscribers.clone();
+            for e in &out.events {
+                for (_, s) in &subs {
+                    s.event(e);
+                }
+            }
+        }
         for (slot, reason) in out.wakes {
             slot.complete(reason);
         }
@@ -716,6 +757,27 @@ impl Withdraw for Shared {
 }
 
 impl State {
+    /// Records an event if anyone listens.
+    pub(crate) fn emit(
+        &self,
+        file: Option<FileId>,
+        owner: Option<OwnerId>,
+        kind: crate::events::EventKind,
+        out: &mut Outbox,
+    ) {
+        if self.subscribers.is_empty() {
+            return;
+        }
+        out.events.push(crate::events::Event {
+            at: std::time::SystemTime::now(),
+            file,
+            owner,
+            cause: self.cause.0,
+            op: self.cause.1,
+            kind,
+        });
+    }
+
     pub(crate) fn file_mut(&mut self, file: FileId) -> &mut FileEntry {
         self.files.entry(file).or_default()
     }

@@ -4,6 +4,7 @@ use super::{
     LeaseEntry, LeaseId, OpenEntry, OpenGrant, OpenOutcome, OpenRequest, Outbox, Shared, State,
 };
 use crate::error::LockError;
+use crate::events::EventKind;
 use crate::lease::{grant_state, BreakReason, Lease, LeaseGrant, LeaseState};
 use crate::store::{LeaseRecord, OpenRecord};
 use crate::types::{LeaseKey, OpenId, ShareAccess};
@@ -40,6 +41,7 @@ impl State {
         req: &OpenRequest,
         out: &mut Outbox,
     ) -> Result<OpenOutcome, LockError> {
+        self.cause = (Some(req.owner), "open");
         let now = sh.now();
         if self.grace_blocks(sh, req.file, now) {
             return Err(LockError::InGrace(req.file));
@@ -103,7 +105,37 @@ impl State {
                 }
             }
         }
-        Ok(OpenOutcome::Opened(self.register_open(sh, req, false)))
+        let before = req
+            .lease
+            .filter(|l| !l.oplock)
+            .and_then(|l| self.leases.get(&(l.client, l.key)).map(|e| e.lease.state));
+        let grant = self.register_open(sh, req, false);
+        let a = req.access;
+        let kind = EventKind::Open {
+            open: grant.open,
+            read: a.read,
+            write: a.write,
+            delete: a.delete,
+        };
+        self.emit(Some(req.file), Some(req.owner), kind, out);
+        if let (Some(lr), Some(lg)) = (req.lease, grant.lease) {
+            if before != Some(lg.state) {
+                let key = if lr.oplock {
+                    oplock_key(grant.open)
+                } else {
+                    lr.key
+                };
+                let upgrade = before.is_some();
+                let kind = EventKind::Grant {
+                    client: lr.client,
+                    key,
+                    state: lg.state,
+                    upgrade,
+                };
+                self.emit(Some(req.file), Some(req.owner), kind, out);
+            }
+        }
+        Ok(OpenOutcome::Opened(grant))
     }
 
     /// Leases on `file` that are not the requester's.
@@ -251,6 +283,15 @@ impl State {
             return;
         };
         let file = e.req.file;
+        if self.cause.1.is_empty() {
+            self.cause = (Some(e.req.owner), "close");
+        }
+        self.emit(
+            Some(file),
+            Some(e.req.owner),
+            EventKind::Close { open },
+            out,
+        );
         if let Some(set) = self.owner_opens.get_mut(&e.req.owner) {
             set.remove(&open);
             if set.is_empty() {
@@ -329,6 +370,11 @@ impl State {
             f.leases.retain(|l| *l != lid);
         }
         sh.store_result("remove lease", sh.store.remove_lease(lid.0, lid.1));
+        let kind = EventKind::Release {
+            client: lid.0,
+            key: lid.1,
+        };
+        self.emit(Some(le.lease.file), Some(le.lease.owner), kind, out);
         for w in le.waiters {
             self.satisfy_waiter(w, lid, reason, out);
         }
