@@ -6,13 +6,15 @@
 //! Map: `inode` (node ids ↔ `O_PATH` handles), `handles` (open files and directory
 //! streams), `ops/` (the operations by group), `mediation` (every lock-manager call),
 //! `passthrough` (kernel FUSE passthrough backings), `creds` (acting as the caller),
-//! `mount` (mounting and unmounting), `fs` (shared state and dispatch).
+//! `mount` (mounting and unmounting), `invalidate` (dropping kernel caches after changes
+//! by other front ends), `signals` (foreground daemon), `fs` (shared state and dispatch).
 
 mod attr;
 mod creds;
 mod fs;
 mod handles;
 mod inode;
+mod invalidate;
 mod mediation;
 mod mount;
 mod ops;
@@ -20,6 +22,7 @@ mod passthrough;
 mod signals;
 mod sys;
 
+pub use invalidate::Invalidator;
 pub use mount::{MountConfig, MountError, MountHandle};
 pub use signals::ShutdownSignals;
 

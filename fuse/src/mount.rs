@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use fuser::{BackgroundSession, Config, MountOption, Notifier, Session, SessionACL};
+use fuser::{BackgroundSession, Config, MountOption, Session, SessionACL};
 
 use crate::fs::{Fs, LeaseFs};
 use crate::mediation::Mediator;
@@ -227,8 +227,11 @@ impl MountHandle {
     }
 
     /// For invalidating the kernel's caches when another front end changes a file.
-    pub fn notifier(&self) -> Option<Notifier> {
-        self.session.as_ref().map(BackgroundSession::notifier)
+    pub fn invalidator(&self) -> Option<crate::Invalidator> {
+        self.session.as_ref().map(|s| crate::Invalidator {
+            fs: self.fs.clone(),
+            notifier: s.notifier(),
+        })
     }
 
     /// Unmounts and waits for the session threads to end. A mount still in use is

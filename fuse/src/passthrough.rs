@@ -3,11 +3,10 @@
 //!
 //! The kernel requires one backing file per inode for all of that inode's passthrough opens
 //! (a second, different backing id for an inode that has one is refused), so backings are
-//! shared per inode and live as long as one of its opens does. The backing file is opened
-//! read-write when possible so every open of the inode can share it; an inode whose backing
-//! could only be opened read-only serves later write opens through the daemon with
-//! FOPEN_DIRECT_IO, which the kernel allows next to passthrough opens (a cached open would
-//! not be). Any failure to register a backing turns passthrough off for the whole mount and
+//! shared per inode and live as long as one of its opens does. The backing is opened with
+//! the access of the open that creates it; a write open of an inode whose backing is
+//! read-only is served by the daemon with FOPEN_DIRECT_IO, which the kernel allows next to
+//! passthrough opens (a cached open would not be). Any failure to register a backing turns passthrough off for the whole mount and
 //! opens fall back to daemon-served I/O.
 
 use std::collections::HashMap;
@@ -68,12 +67,10 @@ impl Passthrough {
         if let Some(b) = map.get(&inode.key).and_then(Weak::upgrade) {
             return (b.writable || !write).then_some(b);
         }
-        let (file, writable) = match reopen(libc::O_RDWR) {
-            Ok(f) => (f, true),
-            Err(_) if !write => match reopen(libc::O_RDONLY) {
-                Ok(f) => (f, false),
-                Err(_) => return None,
-            },
+        // The backing takes the first opener's access: a read-write backing would count as
+        // a writer of the backing inode and make native exec of that file fail (ETXTBSY).
+        let (file, writable) = match reopen(if write { libc::O_RDWR } else { libc::O_RDONLY }) {
+            Ok(f) => (f, write),
             Err(_) => return None,
         };
         match register(&file) {
@@ -95,14 +92,5 @@ impl Passthrough {
                 None
             }
         }
-    }
-
-    /// Whether the kernel currently passes opens of this inode through (so a daemon-served
-    /// open must not use the page cache).
-    pub fn has_backing(&self, key: BackingKey) -> bool {
-        self.by_inode
-            .lock()
-            .get(&key)
-            .is_some_and(|w| w.strong_count() > 0)
     }
 }

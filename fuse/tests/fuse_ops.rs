@@ -363,3 +363,32 @@ fn kernel_passthrough_is_used_when_offered() {
     fs::write(t.m("f"), b"x").unwrap();
     assert!(!t.handle.as_ref().unwrap().passthrough_active());
 }
+
+#[test]
+fn changes_behind_the_mount_show_after_invalidation() {
+    // long timeouts: without the notice the kernel would serve the cached size and name
+    let t = TestMount::new(|c| c.attr_timeout = std::time::Duration::from_secs(600));
+    fs::write(t.m("f"), b"short").unwrap();
+    assert_eq!(fs::metadata(t.m("f")).unwrap().len(), 5);
+    fs::write(t.m("g"), b"old g").unwrap();
+    assert_eq!(fs::read(t.m("g")).unwrap(), b"old g");
+    // another front end (SMB) writes one backing file and replaces another name
+    fs::write(t.b("f"), b"much longer now").unwrap();
+    fs::write(t.b("g.tmp"), b"new g").unwrap();
+    fs::rename(t.b("g.tmp"), t.b("g")).unwrap();
+    // the kernel still serves what it cached
+    assert_eq!(fs::metadata(t.m("f")).unwrap().len(), 5);
+    assert_eq!(fs::read(t.m("g")).unwrap(), b"old g");
+
+    let inv = t.handle.as_ref().unwrap().invalidator().unwrap();
+    let md = fs::metadata(t.b("f")).unwrap();
+    inv.file_changed(leasefs_leases::FileId::new(md.dev(), md.ino()));
+    assert_eq!(fs::metadata(t.m("f")).unwrap().len(), 15);
+    assert_eq!(fs::read(t.m("f")).unwrap(), b"much longer now");
+    let root = fs::metadata(t.backing.path()).unwrap();
+    inv.name_changed(
+        leasefs_leases::FileId::new(root.dev(), root.ino()),
+        std::ffi::OsStr::new("g"),
+    );
+    assert_eq!(fs::read(t.m("g")).unwrap(), b"new g");
+}

@@ -59,14 +59,16 @@ impl Fs {
         write: bool,
         register: impl FnOnce(&File) -> std::io::Result<BackingId>,
     ) -> Served {
+        let pt = self.passthrough.enabled() && node.is_reg();
         match self
             .passthrough
             .backing_for(node, write, |f| self.reopen(node, f), register)
         {
             Some(b) => Served::Passthrough(b),
-            None if self.passthrough.has_backing(node.key) => {
-                Served::Daemon(FopenFlags::FOPEN_DIRECT_IO)
-            }
+            // The kernel refuses a passthrough open of an inode that has cached (page
+            // cache) opens, so while passthrough is on, daemon-served opens bypass the
+            // page cache.
+            None if pt => Served::Daemon(FopenFlags::FOPEN_DIRECT_IO),
             None => Served::Daemon(FopenFlags::empty()),
         }
     }
