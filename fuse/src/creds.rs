@@ -31,7 +31,7 @@ pub fn private_umask() {
 
 /// Switches the calling thread's filesystem uid/gid; restores root's on drop.
 pub struct AsCaller {
-    switched: bool,
+    pub switched: bool,
 }
 
 impl AsCaller {
@@ -61,5 +61,39 @@ impl Drop for AsCaller {
                 libc::setfsgid(0);
             }
         }
+    }
+}
+
+/// Runs the creating call `make` as the caller. The kernel has already checked the
+/// caller's permission with all its groups (`default_permissions`), but `setfsgid` carries
+/// only the primary group: when the backing filesystem refuses the switched credentials
+/// (EACCES), the call is made again as the daemon and `Ok(true)` tells the caller to hand
+/// the new object over with [`owner_after_retry`].
+pub fn create_as<T>(
+    uid: u32,
+    gid: u32,
+    make: impl Fn() -> std::io::Result<T>,
+) -> std::io::Result<(T, bool)> {
+    let first = {
+        let guard = AsCaller::new(uid, gid);
+        let r = make();
+        (r, guard.switched)
+    };
+    match first {
+        (Err(e), true) if e.raw_os_error() == Some(libc::EACCES) => {
+            private_umask();
+            make().map(|v| (v, true))
+        }
+        (r, _) => r.map(|v| (v, false)),
+    }
+}
+
+/// Owner to give an object the daemon created for the caller: the caller's uid, and its
+/// gid unless the directory's set-group-ID bit already gave the directory's group.
+pub fn owner_after_retry(uid: u32, gid: u32, parent_mode: u32) -> (u32, u32) {
+    if parent_mode & libc::S_ISGID != 0 {
+        (uid, u32::MAX)
+    } else {
+        (uid, gid)
     }
 }

@@ -392,3 +392,40 @@ fn changes_behind_the_mount_show_after_invalidation() {
     );
     assert_eq!(fs::read(t.m("g")).unwrap(), b"new g");
 }
+
+/// Runs `sh -c script` as uid/gid 1 (daemon) with supplementary group 4242.
+fn as_user_with_group(script: &str) -> std::process::ExitStatus {
+    std::process::Command::new("setpriv")
+        .args([
+            "--reuid=1",
+            "--regid=1",
+            "--groups=4242",
+            "sh",
+            "-c",
+            script,
+        ])
+        .status()
+        .expect("setpriv (util-linux)")
+}
+
+#[test]
+fn other_users_create_as_themselves_also_through_supplementary_groups() {
+    let t = TestMount::new(|c| c.allow_other = true);
+    fs::create_dir(t.m("shared")).unwrap();
+    std::os::unix::fs::chown(t.m("shared"), Some(0), Some(4242)).unwrap();
+    fs::set_permissions(t.m("shared"), fs::Permissions::from_mode(0o775)).unwrap();
+    let d = t.m("shared");
+    let st = as_user_with_group(&format!(
+        "echo x > {0}/file && mkdir {0}/dir && ln -s file {0}/sym && mkfifo {0}/fifo",
+        d.display()
+    ));
+    assert!(st.success());
+    for name in ["file", "dir", "sym", "fifo"] {
+        let md = fs::symlink_metadata(t.b(&format!("shared/{name}"))).unwrap();
+        assert_eq!((md.uid(), md.gid()), (1, 1), "{name}");
+    }
+    // without the group's write permission the kernel refuses, as on a local filesystem
+    fs::set_permissions(t.m("shared"), fs::Permissions::from_mode(0o755)).unwrap();
+    assert!(!as_user_with_group(&format!("echo x > {}/denied 2>/dev/null", d.display())).success());
+    assert!(!t.b("shared/denied").exists());
+}

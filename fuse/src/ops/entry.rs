@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use fuser::{Errno, INodeNo, RenameFlags, ReplyData, ReplyEmpty, ReplyEntry, Request};
 
-use crate::creds::AsCaller;
+use crate::creds::{create_as, owner_after_retry};
 use crate::fs::{errno, Fs};
 use crate::inode::{BackingKey, Inode};
 use crate::mediation::Gate;
@@ -38,9 +38,21 @@ impl Fs {
             let parent = self.inode(parent)?;
             let cname = sys::cstr(name).map_err(errno)?;
             self.mediator.before_create_child(parent.key);
-            {
-                let _as = AsCaller::new(req.uid(), req.gid());
-                make(&parent, &cname).map_err(errno)?;
+            let (uid, gid) = (req.uid(), req.gid());
+            let ((), retried) = create_as(uid, gid, || make(&parent, &cname)).map_err(errno)?;
+            if retried {
+                let pmode = self.stat(&parent).map_err(errno)?.st_mode;
+                let (u, g) = owner_after_retry(uid, gid, pmode);
+                cvt(unsafe {
+                    libc::fchownat(
+                        parent.fd_raw(),
+                        cname.as_ptr(),
+                        u,
+                        g,
+                        libc::AT_SYMLINK_NOFOLLOW,
+                    )
+                })
+                .map_err(errno)?;
             }
             self.lookup_node(&parent, &cname).map_err(errno)
         })();

@@ -13,7 +13,7 @@ use fuser::{
 };
 
 use crate::attr::to_attr;
-use crate::creds::AsCaller;
+use crate::creds::{create_as, owner_after_retry};
 use crate::fs::{errno, Fs};
 use crate::handles::{FileHandle as Open, Handle};
 use crate::inode::Inode;
@@ -137,12 +137,18 @@ impl Fs {
             self.mediator.before_create_child(parent.key);
             // O_TRUNC waits until the open is mediated: an existing file may be cached by
             // a lease holder that must be broken first.
-            let file = {
-                let _as = AsCaller::new(req.uid(), req.gid());
-                // O_EXCL stays: a name created meanwhile (here or behind the mount) is EEXIST
-                let f = flags & !(libc::O_TRUNC | libc::O_DIRECT | libc::O_NOCTTY);
-                sys::openat(parent.fd(), &cname, f | libc::O_CREAT, mode).map_err(errno)?
-            };
+            // O_EXCL stays: a name created meanwhile (here or behind the mount) is EEXIST
+            let f = flags & !(libc::O_TRUNC | libc::O_DIRECT | libc::O_NOCTTY);
+            let (uid, gid) = (req.uid(), req.gid());
+            let (file, retried) = create_as(uid, gid, || {
+                sys::openat(parent.fd(), &cname, f | libc::O_CREAT, mode)
+            })
+            .map_err(errno)?;
+            if retried {
+                let pmode = self.stat(&parent).map_err(errno)?.st_mode;
+                let (u, g) = owner_after_retry(uid, gid, pmode);
+                cvt(unsafe { libc::fchown(file.as_raw_fd(), u, g) }).map_err(errno)?;
+            }
             let path = sys::openat(
                 self.proc_dir(),
                 &sys::fd_name(file.as_raw_fd()),
