@@ -276,3 +276,94 @@ fn no_daemon_is_a_clear_error() {
         "{out:?}"
     );
 }
+
+/// A `locks --watch` child, read line by line.
+fn watcher(d: &Daemon) -> Holder {
+    let mut child = Command::new(BIN)
+        .args(["locks", "--watch", "--state-dir"])
+        .arg(&d.state)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                return;
+            }
+        }
+    });
+    let w = Holder { child, lines: rx };
+    w.expect("watching");
+    w
+}
+
+#[test]
+fn watch_shows_break_and_ack_then_break_and_revoke() {
+    let d = daemon(Duration::from_millis(300));
+    let file = d.backing.join("file.txt");
+    let watch = watcher(&d);
+    {
+        let _holder = Holder::start(&d, &file, "auto");
+        watch.expect("grant");
+        let OpenOutcome::Wait(w) = d.mgr.open(&local_writer(id_of(&file))).unwrap() else {
+            panic!("must wait")
+        };
+        assert_eq!(
+            w.wait_timeout(Duration::from_secs(20)),
+            Some(WakeReason::Acked)
+        );
+        let line = watch.expect("break_sent");
+        assert!(
+            line.contains("RWH -> none") && line.contains("caused by local"),
+            "{line}"
+        );
+        assert!(watch.expect("ack").contains("now none"));
+    }
+    watch.expect("release");
+    let _holder = Holder::start(&d, &file, "never");
+    let OpenOutcome::Wait(w) = d.mgr.open(&local_writer(id_of(&file))).unwrap() else {
+        panic!("must wait")
+    };
+    assert_eq!(
+        w.wait_timeout(Duration::from_secs(20)),
+        Some(WakeReason::Revoked)
+    );
+    watch.expect("break_sent");
+    assert!(watch.expect("revoke").contains("deadline passed"));
+}
+
+#[test]
+fn watch_survives_a_daemon_restart() {
+    let d = daemon(Duration::from_secs(60));
+    let watch = watcher(&d);
+    let Daemon {
+        _server,
+        mgr,
+        state,
+        backing,
+        _dir,
+    } = d;
+    drop(_server);
+    watch.expect("reconnecting");
+    let server = ControlServer::start(
+        ControlConfig {
+            socket: socket_path(&state),
+            backing: backing.clone(),
+            mount: None,
+        },
+        mgr.clone(),
+    )
+    .unwrap();
+    let d = Daemon {
+        _server: server,
+        mgr,
+        state,
+        backing,
+        _dir,
+    };
+    watch.expect("watching");
+    let _holder = Holder::start(&d, &d.backing.join("file.txt"), "auto");
+    watch.expect("grant");
+}

@@ -19,7 +19,7 @@ pub struct LocksArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// Stream events live (not built yet).
+    /// Stream events live (reconnects when the daemon restarts).
     #[arg(long)]
     pub watch: bool,
     /// Only this file (a path under the mount or the backing directory).
@@ -73,7 +73,7 @@ fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
 
 pub fn locks(args: LocksArgs) -> anyhow::Result<()> {
     if args.watch {
-        bail!("`leasefs locks --watch` is not built yet (issue 6): the lock manager has no event stream");
+        return watch(&args.state.state_dir);
     }
     let mut c = ControlClient::connect(&args.state.state_dir)?;
     let file = args.file.as_deref().map(absolute).transpose()?;
@@ -337,5 +337,166 @@ pub fn break_file(args: BreakArgs) -> anyhow::Result<()> {
             Ok(())
         }
         other => bail!("unexpected reply: {other:?}"),
+    }
+}
+
+/// Streams events until interrupted, reconnecting whenever the daemon goes away.
+fn watch(state_dir: &Path) -> anyhow::Result<()> {
+    let mut waiting_said = false;
+    loop {
+        let mut c = match ControlClient::connect(state_dir) {
+            Ok(c) => c,
+            Err(leasefs::control::client::ClientError::NotRunning { .. }) => {
+                if !waiting_said {
+                    println!(
+                        "{} waiting for a leasefs daemon with state directory {}",
+                        stamp(),
+                        state_dir.display()
+                    );
+                    std::io::stdout().flush()?;
+                    waiting_said = true;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(500));
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        waiting_said = false;
+        match c.call(&Request::Watch)? {
+            Response::Watching { server_epoch } => {
+                println!("{} watching (server epoch {server_epoch})", stamp())
+            }
+            other => bail!("unexpected reply: {other:?}"),
+        }
+        std::io::stdout().flush()?;
+        while let Some(resp) = c.recv()? {
+            if let Response::Event { event } = resp {
+                println!("{}", render_event(&event));
+                std::io::stdout().flush()?;
+            }
+        }
+        println!("{} the daemon went away; reconnecting", stamp());
+    }
+}
+
+/// One line per event: time, what happened, where, and the details that matter.
+pub fn render_event(e: &serde_json::Value) -> String {
+    let s = |v: &serde_json::Value| match v {
+        serde_json::Value::String(t) => t.clone(),
+        serde_json::Value::Null => "-".into(),
+        other => other.to_string(),
+    };
+    let st = |v: &serde_json::Value| {
+        v.as_u64()
+            .map(|b| state_name(b as u8))
+            .unwrap_or_else(|| s(v))
+    };
+    let at = e["at"]["secs_since_epoch"].as_u64().unwrap_or(0);
+    let ms = e["at"]["nanos_since_epoch"].as_u64().unwrap_or(0) / 1_000_000;
+    let time = format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        at % 86_400 / 3600,
+        at % 3600 / 60,
+        at % 60,
+        ms
+    );
+    let who = |k: &str| match &e[k] {
+        serde_json::Value::Object(o) => format!(
+            "{}:{}/{}",
+            o.get("protocol").map(s).unwrap_or_default().to_lowercase(),
+            short(&hex(&o["client"])),
+            o.get("session").map(s).unwrap_or_default()
+        ),
+        _ => "-".into(),
+    };
+    let dur = |v: &serde_json::Value| {
+        let secs =
+            v["secs"].as_u64().unwrap_or(0) as f64 + v["nanos"].as_u64().unwrap_or(0) as f64 / 1e9;
+        format!("{:.3}ms", secs * 1000.0)
+    };
+    let path = s(&e["path"]);
+    let kind = s(&e["event"]);
+    let detail = match kind.as_str() {
+        "break_sent" => format!(
+            "{} -> {} reason={} {} epoch={} caused by {} ({})",
+            st(&e["from"]),
+            st(&e["to"]),
+            s(&e["reason"]),
+            if e["ack_required"].as_bool() == Some(true) {
+                "ack-required"
+            } else {
+                "no-ack"
+            },
+            s(&e["epoch"]),
+            who("cause"),
+            s(&e["op"])
+        ),
+        "ack" => format!("now {} after {}", st(&e["state"]), dur(&e["latency"])),
+        "revoke" => format!(
+            "deadline passed; lease set to none ({} late)",
+            dur(&e["late"])
+        ),
+        "grant" => format!(
+            "{}{}",
+            st(&e["state"]),
+            if e["upgrade"].as_bool() == Some(true) {
+                " (upgrade)"
+            } else {
+                ""
+            }
+        ),
+        "lock" | "lock_wait" => format!(
+            "{} {}",
+            s(&e["kind"]).to_lowercase(),
+            range_text(&e["range"])
+        ),
+        "unlock" => range_text(&e["range"]),
+        "open" => {
+            let mut a = String::new();
+            for (k, c) in [("read", 'r'), ("write", 'w'), ("delete", 'd')] {
+                a.push(if e[k].as_bool() == Some(true) { c } else { '-' });
+            }
+            format!("{a} {}", s(&e["open"]))
+        }
+        _ => String::new(),
+    };
+    format!("{time}  {kind:<10}  {path}  by {}  {detail}", who("owner"))
+        .trim_end()
+        .to_string()
+}
+
+fn hex(v: &serde_json::Value) -> String {
+    match v.as_array() {
+        Some(bytes) => bytes
+            .iter()
+            .map(|b| format!("{:02x}", b.as_u64().unwrap_or(0)))
+            .collect(),
+        None => "-".into(),
+    }
+}
+
+fn state_name(b: u8) -> String {
+    let mut t = String::new();
+    for (bit, c) in [(1u8, 'R'), (4, 'W'), (2, 'H')] {
+        if b & bit != 0 {
+            t.push(c);
+        }
+    }
+    if t.is_empty() {
+        "none".into()
+    } else {
+        t
+    }
+}
+
+fn range_text(r: &serde_json::Value) -> String {
+    let start = r["start"].as_u64().unwrap_or(0);
+    if r["empty"].as_bool() == Some(true) {
+        return format!("{start}+0");
+    }
+    match r["last"].as_u64() {
+        Some(u64::MAX) => format!("{start}-EOF"),
+        Some(l) => format!("{start}-{l}"),
+        None => format!("{start}-?"),
     }
 }

@@ -18,6 +18,8 @@ pub enum Request {
     Ack { state: String },
     /// Break every lease on `path` down to `to` (default none) and report the outcome.
     Break { path: PathBuf, to: Option<String> },
+    /// Stream every manager event on this connection until it closes.
+    Watch,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -49,6 +51,13 @@ pub enum Response {
     },
     BreakDone {
         outcome: String,
+    },
+    Watching {
+        server_epoch: u64,
+    },
+    /// One manager event (see `leasefs_leases::EventKind`), with `path` added.
+    Event {
+        event: serde_json::Value,
     },
     Error {
         message: String,

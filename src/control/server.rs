@@ -29,7 +29,12 @@ pub struct ControlServer {
     listener: UnixListener,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    /// Open client connections, shut down when the server stops so their sessions end
+    /// (and held leases are released) as they would if the daemon exited.
+    clients: Clients,
 }
+
+type Clients = Arc<Mutex<Vec<(u64, UnixStream)>>>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {
@@ -50,8 +55,14 @@ impl ControlServer {
             source,
         };
         if let Some(dir) = cfg.socket.parent() {
-            std::fs::create_dir_all(dir).map_err(io)?;
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
+            // A directory we create is private; an existing one (the user may point
+            // --state-dir anywhere) keeps its mode: the socket's own 0600 mode and the
+            // peer-credential check guard access.
+            if !dir.exists() {
+                std::fs::create_dir_all(dir).map_err(io)?;
+                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                    .map_err(io)?;
+            }
         }
         if cfg.socket.exists() {
             if UnixStream::connect(&cfg.socket).is_ok() {
@@ -67,15 +78,20 @@ impl ControlServer {
         let cfg = Arc::new(cfg);
         let socket = cfg.socket.clone();
         let listener2 = listener.try_clone().map_err(io)?;
+        let clients: Clients = Arc::default();
         let thread = std::thread::Builder::new()
             .name("leasefs-control".into())
-            .spawn(move || accept_loop(listener, cfg, mgr, stop2))
+            .spawn({
+                let clients = clients.clone();
+                move || accept_loop(listener, cfg, mgr, stop2, clients)
+            })
             .map_err(io)?;
         Ok(Self {
             socket,
             listener: listener2,
             stop,
             thread: Some(thread),
+            clients,
         })
     }
 
@@ -95,6 +111,11 @@ impl Drop for ControlServer {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+        if let Ok(mut clients) = self.clients.lock() {
+            for (_, c) in clients.drain(..) {
+                let _ = c.shutdown(std::net::Shutdown::Both);
+            }
+        }
         let _ = std::fs::remove_file(&self.socket);
     }
 }
@@ -104,6 +125,7 @@ fn accept_loop(
     cfg: Arc<ControlConfig>,
     mgr: Arc<LockManager>,
     stop: Arc<AtomicBool>,
+    clients: Clients,
 ) {
     static CONN: AtomicU64 = AtomicU64::new(1);
     for stream in listener.incoming() {
@@ -115,13 +137,19 @@ fn accept_loop(
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return,
             Err(_) => continue,
         };
-        let (cfg, mgr) = (cfg.clone(), mgr.clone());
+        let (cfg, mgr, clients) = (cfg.clone(), mgr.clone(), clients.clone());
         let n = CONN.fetch_add(1, Ordering::Relaxed);
+        if let (Ok(mut list), Ok(c)) = (clients.lock(), stream.try_clone()) {
+            list.push((n, c));
+        }
         let _ = std::thread::Builder::new()
             .name(format!("leasefs-control-{n}"))
             .spawn(move || {
                 if let Err(e) = serve_client(stream, &cfg, &mgr, n) {
                     tracing::debug!(error = %e, "control client ended");
+                }
+                if let Ok(mut list) = clients.lock() {
+                    list.retain(|(i, _)| *i != n);
                 }
             });
     }
@@ -214,6 +242,7 @@ fn serve_client(
             Request::Hold { path, state } => {
                 return hold_session(cfg, mgr, conn, &path, &state, out, &mut lines)
             }
+            Request::Watch => return watch_session(cfg, mgr, out, &mut lines),
         }
     }
     Ok(())
@@ -244,13 +273,7 @@ fn locks_response(cfg: &ControlConfig, mgr: &LockManager, file: Option<&Path>) -
         .collect();
     let names = paths::names_for(&cfg.backing, &ids, 2_000_000);
     let shown = |f: &FileId| -> String {
-        match names.get(f) {
-            Some(p) => match (&cfg.mount, p.strip_prefix(&cfg.backing)) {
-                (Some(m), Ok(rest)) => m.join(rest).display().to_string(),
-                _ => p.display().to_string(),
-            },
-            None => format!("<inode {f}>"),
-        }
+        display_path(cfg, names.get(f)).unwrap_or_else(|| format!("<inode {f}>"))
     };
     let opens: Vec<_> = view
         .opens
@@ -485,4 +508,71 @@ fn hold_session(
     mgr.owner_gone(owner);
     drop(forward);
     result
+}
+
+/// Forwards manager events to a watching connection.
+struct EventChannel(Mutex<mpsc::Sender<leasefs_leases::Event>>);
+
+impl leasefs_leases::EventSink for EventChannel {
+    fn event(&self, e: &leasefs_leases::Event) {
+        if let Ok(tx) = self.0.lock() {
+            let _ = tx.send(e.clone());
+        }
+    }
+}
+
+fn watch_session(
+    cfg: &ControlConfig,
+    mgr: &Arc<LockManager>,
+    out: Writer,
+    lines: &mut std::io::Lines<BufReader<UnixStream>>,
+) -> std::io::Result<()> {
+    let (tx, rx) = mpsc::channel();
+    let sub = mgr.subscribe(Arc::new(EventChannel(Mutex::new(tx))));
+    out.send(&Response::Watching {
+        server_epoch: mgr.start_info().epoch,
+    })?;
+    let gone = Arc::new(AtomicBool::new(false));
+    let forward = {
+        let (out, cfg, gone) = (out.clone(), cfg.clone(), gone.clone());
+        std::thread::spawn(move || {
+            let mut names: std::collections::HashMap<FileId, String> =
+                std::collections::HashMap::new();
+            while !gone.load(Ordering::SeqCst) {
+                let Ok(e) = rx.recv_timeout(std::time::Duration::from_millis(200)) else {
+                    continue;
+                };
+                let mut v = serde_json::to_value(&e).unwrap_or_default();
+                if let Some(f) = e.file {
+                    let name = names.entry(f).or_insert_with(|| {
+                        let found = paths::names_for(&cfg.backing, &HashSet::from([f]), 2_000_000);
+                        display_path(&cfg, found.get(&f)).unwrap_or_else(|| format!("<inode {f}>"))
+                    });
+                    v["path"] = serde_json::Value::String(name.clone());
+                }
+                if out.send(&Response::Event { event: v }).is_err() {
+                    return;
+                }
+            }
+        })
+    };
+    // The client only listens; its hang-up ends the watch.
+    for line in lines.by_ref() {
+        if line.is_err() {
+            break;
+        }
+    }
+    mgr.unsubscribe(sub);
+    gone.store(true, Ordering::SeqCst);
+    let _ = forward.join();
+    Ok(())
+}
+
+/// A backing path as the user knows it: under the mount when there is one.
+fn display_path(cfg: &ControlConfig, p: Option<&PathBuf>) -> Option<String> {
+    let p = p?;
+    Some(match (&cfg.mount, p.strip_prefix(&cfg.backing)) {
+        (Some(m), Ok(rest)) => m.join(rest).display().to_string(),
+        _ => p.display().to_string(),
+    })
 }
