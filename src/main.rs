@@ -2,14 +2,19 @@
 //! one module per subcommand.
 
 mod commands;
+mod config_file;
 
 use clap::{Parser, Subcommand};
 
 /// Serve one directory to local programs (FUSE) and SMB clients at once, coherent through
 /// one lease and lock store.
 #[derive(Parser)]
-#[command(name = "leasefs", version, about, long_about = None)]
+#[command(name = "leasefs", version, about, long_about = None, args_override_self = true)]
 struct Cli {
+    /// TOML file with flags of the subcommand (`break-timeout = 5`); flags given on the
+    /// command line override it, and an unknown key is an error.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
     /// Log filter, e.g. `info`, `leasefs=debug` (overrides RUST_LOG).
     #[arg(long, global = true)]
     log: Option<String>,
@@ -32,7 +37,14 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let args = match config_file::expand(std::env::args_os().collect(), subcommand_flags) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("leasefs: {e:#}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let cli = Cli::parse_from(args);
     init_logging(cli.log.as_deref());
     let result = match cli.command {
         Command::Serve(args) => commands::serve::run(args),
@@ -60,4 +72,23 @@ fn init_logging(filter: Option<&str>) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+/// The long flags of a (nested) subcommand and whether each takes a value.
+fn subcommand_flags(path: &[String]) -> Option<Vec<(String, bool)>> {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    for name in path {
+        cmd = cmd.find_subcommand(name)?.clone();
+    }
+    let flags: Vec<(String, bool)> = cmd
+        .get_arguments()
+        .filter_map(|a| {
+            a.get_long()
+                .map(|l| (l.to_string(), a.get_action().takes_values()))
+        })
+        .filter(|(l, _)| l != "config")
+        .chain([("log".to_string(), true)])
+        .collect();
+    (!flags.is_empty()).then_some(flags)
 }

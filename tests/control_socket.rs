@@ -367,3 +367,61 @@ fn watch_survives_a_daemon_restart() {
     let _holder = Holder::start(&d, &d.backing.join("file.txt"), "auto");
     watch.expect("grant");
 }
+
+#[test]
+fn config_file_sets_flags_and_command_line_overrides_it() {
+    let d = daemon(Duration::from_secs(60));
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.toml");
+    std::fs::write(
+        &good,
+        format!(
+            "state_dir = {:?}\nlog = \"warn\"\n",
+            d.state.display().to_string()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["locks", "--config"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no locks"));
+    // A bogus state dir in the file, the right one on the command line: the flag wins.
+    let bogus = dir.path().join("bogus.toml");
+    std::fs::write(&bogus, "state-dir = \"/nonexistent/leasefs\"\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["locks", "--config"])
+        .arg(&bogus)
+        .arg("--state-dir")
+        .arg(&d.state)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let out = Command::new(BIN)
+        .args(["locks", "--config"])
+        .arg(&bogus)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("/nonexistent/leasefs"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn config_file_with_an_unknown_key_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("c.toml");
+    std::fs::write(&f, "break_timeout = 5\nbrake_timeout = 5\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["mount", "--config"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown key `brake_timeout`"), "{err}");
+}
