@@ -2,3 +2,4 @@
 //! tests drive directly (the control socket).
 
 pub mod control;
+pub mod metrics;

@@ -425,3 +425,64 @@ fn config_file_with_an_unknown_key_names_it() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("unknown key `brake_timeout`"), "{err}");
 }
+
+fn scrape(addr: std::net::SocketAddr) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    assert!(body.starts_with("HTTP/1.0 200"), "{body}");
+    body
+}
+
+fn metric(body: &str, name: &str) -> u64 {
+    body.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or_else(|| panic!("no {name} in {body}"))
+}
+
+#[test]
+fn metrics_counters_move_as_breaks_happen() {
+    let d = daemon(Duration::from_millis(300));
+    let m = leasefs::metrics::MetricsServer::start(
+        "127.0.0.1:0".parse().unwrap(),
+        d.mgr.clone(),
+        vec![],
+    )
+    .unwrap();
+    let body = scrape(m.addr());
+    assert_eq!(metric(&body, "leasefs_breaks_acked_total "), 0);
+    let file = d.backing.join("file.txt");
+    {
+        let _h = Holder::start(&d, &file, "auto");
+        assert_eq!(
+            metric(&scrape(m.addr()), "leasefs_leases{state=\"RWH\"} "),
+            1
+        );
+        let OpenOutcome::Wait(w) = d.mgr.open(&local_writer(id_of(&file))).unwrap() else {
+            panic!("must wait")
+        };
+        assert_eq!(
+            w.wait_timeout(Duration::from_secs(20)),
+            Some(WakeReason::Acked)
+        );
+    }
+    let _h = Holder::start(&d, &file, "never");
+    let OpenOutcome::Wait(w) = d.mgr.open(&local_writer(id_of(&file))).unwrap() else {
+        panic!("must wait")
+    };
+    assert_eq!(metric(&scrape(m.addr()), "leasefs_break_waiters "), 1);
+    assert_eq!(
+        w.wait_timeout(Duration::from_secs(20)),
+        Some(WakeReason::Revoked)
+    );
+    let body = scrape(m.addr());
+    assert_eq!(
+        metric(&body, "leasefs_breaks_sent_total{reason=\"overwrite\"} "),
+        2
+    );
+    assert_eq!(metric(&body, "leasefs_breaks_acked_total "), 1);
+    assert_eq!(metric(&body, "leasefs_breaks_revoked_total "), 1);
+    assert_eq!(metric(&body, "leasefs_ack_latency_seconds_count "), 1);
+}

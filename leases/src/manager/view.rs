@@ -54,12 +54,15 @@ pub struct StateView {
     pub leases: Vec<LeaseView>,
     pub locks: Vec<LockView>,
     pub in_grace: bool,
+    /// Requests (opens, unlinks, ...) waiting for a break to finish.
+    pub break_waiters: usize,
 }
 
 impl State {
     pub(crate) fn view(&self, now: Instant) -> StateView {
         let mut v = StateView {
             in_grace: self.grace.is_some(),
+            break_waiters: self.waiters.len(),
             ..Default::default()
         };
         for e in self.opens.values() {
