@@ -284,3 +284,95 @@ fn killed_child_state_is_reclaimable() {
         Err(ReclaimError::NotInGrace)
     );
 }
+
+/// An unclean stop without a child process (the manager is dropped without
+/// `shutdown_clean`), then reclaims that leave a persisted lease unclaimed or re-keyed:
+/// the store must keep matching the manager's persisted view throughout.
+#[test]
+fn reclaim_keeps_store_and_view_equal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    {
+        let m = LockManager::open_store(config(dir, None)).unwrap();
+        // A lease open on file 1, and a traditional (Batch) oplock open on file 2.
+        must_open(&m, &leased_open(file(1), 1, 1, st("RH"), Access::READ));
+        let mut op = leased_open(
+            file(2),
+            1,
+            0,
+            OplockLevel::Batch.as_lease_state(),
+            Access::READ,
+        );
+        op.lease.as_mut().unwrap().oplock = true;
+        must_open(&m, &op);
+        // A V2 lease upgraded once (epoch 2) on file 3.
+        must_open(&m, &leased_open(file(3), 1, 3, st("R"), Access::READ));
+        let g = must_open(&m, &leased_open(file(3), 1, 3, st("RH"), Access::READ));
+        assert_eq!(g.lease.unwrap().epoch, 2);
+        m.flush().unwrap();
+    }
+    let m = LockManager::open_store(config(dir, None)).unwrap();
+    assert!(m.in_grace());
+    let snap = m.store_snapshot().unwrap();
+    assert_eq!(snap.leases.len(), 3);
+    // The reclaimed lease resumes at the epoch the client last heard.
+    let g = m
+        .reclaim(
+            owner(1),
+            &reclaim_open(file(3), Access::READ, Some(lease_req(1, 3, st("RH")))),
+        )
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (g.lease.unwrap().state, g.lease.unwrap().epoch),
+        (st("RH"), 2)
+    );
+    assert_eq!(
+        m.persisted_view(),
+        m.store_snapshot().unwrap(),
+        "after lease reclaim"
+    );
+    // Reclaim the lease open without its lease: the lease is no longer reclaimable.
+    m.reclaim(owner(1), &reclaim_open(file(1), Access::READ, None))
+        .unwrap();
+    assert_eq!(
+        m.persisted_view(),
+        m.store_snapshot().unwrap(),
+        "after reclaim without lease"
+    );
+    // Reclaim the oplock open with its oplock: it gets a new private key.
+    let old_key = snap
+        .leases
+        .values()
+        .find(|l| l.oplock)
+        .map(|l| l.key)
+        .unwrap();
+    let claim = Reclaim::Open {
+        file: file(2),
+        access: Access::READ,
+        share: ShareAccess::ALL,
+        is_dir: false,
+        lease: Some(LeaseRequest {
+            client: client(1),
+            key: old_key,
+            state: st("RWH"),
+            version: LeaseVersion::V2 { parent: None },
+            oplock: true,
+        }),
+    };
+    let g = m.reclaim(owner(1), &claim).unwrap().unwrap();
+    assert_eq!(g.lease.unwrap().state, st("RWH"));
+    assert_eq!(
+        m.persisted_view(),
+        m.store_snapshot().unwrap(),
+        "after oplock reclaim"
+    );
+    m.end_grace();
+    assert_eq!(
+        m.persisted_view(),
+        m.store_snapshot().unwrap(),
+        "after grace"
+    );
+    // The reclaimed lease on file 3 and the re-keyed oplock remain.
+    assert_eq!(m.store_snapshot().unwrap().leases.len(), 2);
+}

@@ -169,9 +169,17 @@ impl State {
                 };
                 g.reclaimable.opens.remove(&rec.id);
                 sh.store_result("reclaimed open", sh.store.remove_open(rec.id));
+                // The epoch the client last heard (MS-SMB2 3.3.4.7 / 3.3.5.9.8); a reclaimed
+                // lease resumes from it rather than starting over at 1.
+                let persisted_epoch = rec
+                    .lease
+                    .and_then(|lid| g.reclaimable.leases.get(&lid))
+                    .map(|r| r.epoch);
+                let mut unclaimed_lease = None;
                 if let Some(lid) = rec.lease {
                     if !g.reclaimable.opens.values().any(|o| o.lease == Some(lid)) {
                         g.reclaimable.leases.remove(&lid);
+                        unclaimed_lease = Some(lid);
                     }
                 }
                 let req = OpenRequest {
@@ -190,7 +198,32 @@ impl State {
                 };
                 // No share checks or breaks: during grace the only other state on the file is
                 // reclaimed state, which was compatible before the stop.
-                let grant = self.register_open(sh, &req, true);
+                let mut grant = self.register_open(sh, &req, true);
+                if let (Some(lid), Some(epoch)) = (rec.lease, persisted_epoch) {
+                    if let Some(le) = self.leases.get_mut(&lid) {
+                        if le.opens.len() == 1 && le.lease.epoch != epoch {
+                            le.lease.epoch = epoch;
+                            let lrec = lease_record(&le.lease);
+                            sh.store_result("put lease", sh.store.put_lease(&lrec));
+                            if let Some(l) = grant.lease.as_mut() {
+                                l.epoch = epoch;
+                            }
+                        }
+                    }
+                }
+                // The persisted lease left the reclaimable set with its last open. If the
+                // reclaim did not take it back under the same key (reclaimed without a
+                // lease, or an oplock, whose private key follows the new open id), its
+                // record must go too, or the store keeps a lease nobody holds and
+                // offers it again after the next unclean stop.
+                if let Some(lid) = unclaimed_lease {
+                    if !self.leases.contains_key(&lid) {
+                        sh.store_result(
+                            "drop unclaimed lease",
+                            sh.store.remove_lease(lid.0, lid.1),
+                        );
+                    }
+                }
                 Ok(Some(grant))
             }
             Reclaim::Lock {
