@@ -303,3 +303,41 @@ fn share_access_matrix() {
         }
     }
 }
+
+/// MS-FSA 2.1.5.17.2: read caching is not granted beside another key's write caching,
+/// and write caching only when no other key caches anything, even when the other
+/// key's lease rides on a stat open (stat opens break nothing, but may hold a lease).
+/// Rows: the other key's lease (and whether its open is a stat open), whether the new
+/// open is a stat open, requested -> granted.
+#[test]
+fn grants_beside_leases_on_stat_opens() {
+    #[rustfmt::skip]
+    let table = [
+        // other's state, other stat-only, new stat-only, requested, granted
+        ("RW",  false, true,  "R",   "none"),
+        ("RW",  false, true,  "RWH", "none"),
+        ("RWH", false, true,  "RH",  "none"),
+        ("R",   true,  false, "RWH", "RH"),
+        ("RH",  true,  false, "RW",  "R"),
+        ("R",   true,  true,  "RWH", "RH"),
+        ("none", true, false, "RWH", "RWH"),
+    ];
+    for (other, other_stat, new_stat, req, want) in table {
+        let (m, _c) = manual_mgr();
+        m.register_sink(owner(2), std::sync::Arc::new(Recorder::default()));
+        let f = file(1);
+        let mut o = leased_open(f, 2, 2, st(other), Access::READ);
+        o.stat_only = other_stat;
+        must_open(&m, &o);
+        let mut n = leased_open(f, 1, 1, st(req), Access::READ);
+        n.stat_only = new_stat;
+        let g = must_open(&m, &n);
+        let what = format!("other {other} (stat {other_stat}), new stat {new_stat}, request {req}");
+        assert_eq!(g.lease.unwrap().state, st(want), "{what}");
+        assert_eq!(
+            lease_state(&m, 2, 2),
+            Some(st(other)),
+            "{what}: other untouched"
+        );
+    }
+}

@@ -171,6 +171,23 @@ impl State {
                     allowed = allowed.without(LeaseState::R);
                 }
             }
+            // Other keys' caching, whatever opens carry it (a stat open breaks nothing,
+            // but may hold a lease): MS-FSA 2.1.5.17.2 grants no read caching beside
+            // another key's write caching (the request is not granted), and write
+            // caching only when no other key caches anything.
+            for lid in &f.leases {
+                if Some(*lid) == lease_id {
+                    continue;
+                }
+                let Some(e) = self.leases.get(lid) else {
+                    continue;
+                };
+                if e.lease.state.has(LeaseState::W) {
+                    allowed = LeaseState::NONE;
+                } else if !e.lease.state.is_none() {
+                    allowed = allowed.without(LeaseState::W);
+                }
+            }
         }
         allowed
     }
