@@ -330,3 +330,46 @@ fn manager_lock_blocks_local_fcntl_and_setlkw_waits_without_stalling() {
     );
     drop(f);
 }
+
+/// FUSE cannot abandon a request the daemon has read: a process killed while its open
+/// waits for a break stays until the open is answered, then exits, and the kernel's
+/// RELEASE unregisters the open.
+#[test]
+fn a_process_killed_while_its_open_waits_leaves_no_open_behind() {
+    let mgr = manager(Duration::from_secs(600));
+    let t = TestMount::with_manager(mgr.clone(), |_| {});
+    fs::write(t.b("leased"), b"x").unwrap();
+    let (rec, _grant) = hold_rwh(&mgr, &t.b("leased"));
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("echo local >> {}", t.m("leased").display()))
+        .spawn()
+        .unwrap();
+    let notice = rec.wait_for_notice();
+    child.kill().unwrap();
+    mgr.ack_break(CLIENT, KEY, notice.to).unwrap();
+    child.wait().unwrap();
+    let file = file_id(&t.b("leased"));
+    let local_opens = |mgr: &LockManager| {
+        mgr.view()
+            .opens
+            .iter()
+            .filter(|o| o.file == file && o.owner.protocol == Protocol::Local)
+            .count()
+    };
+    // RELEASE is sent asynchronously after the process exits: poll for it (bounded)
+    let t0 = std::time::Instant::now();
+    while local_opens(&mgr) > 0 && t0.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        local_opens(&mgr),
+        0,
+        "the dead process's open was left registered"
+    );
+    assert_eq!(
+        fs::read(t.b("leased")).unwrap(),
+        b"x",
+        "nothing was written"
+    );
+}
