@@ -21,6 +21,16 @@ use std::time::Duration;
 
 const CLIENTS: u128 = 4; // client 4 never registers a sink
 const FILES: u64 = 3;
+/// The directory the files live in.
+const DIR: u64 = 10;
+
+/// Directory changes never make the creator wait (DESIGN.md: directory lease breaks).
+fn prop_assume_proceed(o: &BreakOutcome) {
+    assert!(
+        matches!(o, BreakOutcome::Proceed),
+        "create child waited: {o:?}"
+    );
+}
 
 #[derive(Clone, Debug)]
 enum Act {
@@ -35,6 +45,16 @@ enum Act {
         lease: Option<(u128, u8, bool)>,
     },
     Retry(usize),
+    /// An open of the directory (file 10) with a lease request.
+    OpenDir {
+        c: u128,
+        k: u128,
+        state: u8,
+    },
+    /// A child is created in the directory (breaks its leases, never waits).
+    CreateChild {
+        c: u128,
+    },
     Ack {
         c: u128,
         k: u128,
@@ -117,6 +137,8 @@ fn act() -> impl Strategy<Value = Act> {
             .prop_map(|(c, f, access, share, stat_only, overwrite, writes_unseen, lease)| Act::Open {
                 c, f, access, share, stat_only, overwrite, writes_unseen, lease }),
         2 => (0usize..64).prop_map(Act::Retry),
+        1 => (1..=CLIENTS, 4u128..=5, lease_state()).prop_map(|(c, k, state)| Act::OpenDir { c, k, state }),
+        1 => (1..=CLIENTS).prop_map(|c| Act::CreateChild { c }),
         4 => (1..=CLIENTS, 1u128..=3, 0u8..8).prop_map(|(c, k, state)| Act::Ack { c, k, state }),
         1 => (0usize..64, 0u8..8).prop_map(|(open, state)| Act::AckOplock { open, state }),
         5 => (0usize..64, 0u8..4, 0u8..8).prop_map(|(pick, mode, state)| Act::AckBreaking { pick, mode, state }),
@@ -160,6 +182,10 @@ impl Wait {
 struct Model {
     m: Arc<LockManager>,
     clock: Arc<ManualClock>,
+    /// Where every client's break notices go.
+    sink: Arc<Recorder>,
+    /// The epoch of each live lease's last notice (MS-SMB2 3.3.4.7: it only moves up).
+    epochs: std::collections::HashMap<(ClientId, LeaseKey), u16>,
     opens: Vec<(OpenId, FileId)>,
     /// Every request that was granted, by open id (opens live in the manager's view).
     granted: std::collections::HashMap<OpenId, OpenRequest>,
@@ -204,6 +230,8 @@ impl Model {
         Self {
             m,
             clock,
+            sink,
+            epochs: Default::default(),
             opens: Vec::new(),
             granted: Default::default(),
             waits: Vec::new(),
@@ -263,6 +291,19 @@ impl Model {
                     req.lease = Some(l);
                 }
                 self.open(req);
+            }
+            Act::OpenDir { c, k, state } => {
+                let req = OpenRequest {
+                    is_dir: true,
+                    lease: Some(lease_req(c, k, LeaseState(state))),
+                    ..OpenRequest::new(file(DIR), owner(c), Access::READ)
+                };
+                self.open(req);
+            }
+            Act::CreateChild { c } => {
+                let out = m.before_create_child(file(DIR), &by(c));
+                prop_assume_proceed(&out);
+                self.trig(out);
             }
             Act::Retry(i) => {
                 let req = match pick(&self.waits, i) {
@@ -331,9 +372,9 @@ impl Model {
             Act::Truncate { c, f } => self.trig(m.before_truncate(file(f), &by(c))),
             Act::Unlink { c, f, rename } => {
                 let out = if rename {
-                    m.before_rename(file(f), Some(file(100)), Some(file(101)), &by(c))
+                    m.before_rename(file(f), Some(file(DIR)), Some(file(101)), &by(c))
                 } else {
-                    m.before_unlink(file(f), Some(file(100)), &by(c))
+                    m.before_unlink(file(f), Some(file(DIR)), &by(c))
                 };
                 self.trig(out)
             }
@@ -407,7 +448,7 @@ impl Model {
                     self.opens.retain(|(id, _)| live.contains(id));
                     // The client reconnects with a new session routing.
                     if c < CLIENTS {
-                        m.register_sink(owner(c), Arc::new(Recorder::default()));
+                        m.register_sink(owner(c), self.sink.clone());
                     }
                 }
             }
@@ -418,8 +459,34 @@ impl Model {
         }
     }
 
-    fn check(&self) -> Result<(), TestCaseError> {
+    fn check(&mut self) -> Result<(), TestCaseError> {
         let v = self.m.view();
+        // Notices: a strict downgrade to a valid state, ACK_REQUIRED exactly when the
+        // state being broken holds W or H (MS-SMB2 3.3.4.7), epochs only moving up.
+        for n in self.sink.take() {
+            prop_assert!(n.to.is_subset_of(n.from) && n.to != n.from, "{:?}", n);
+            prop_assert!(n.to.is_valid(false), "{:?}", n);
+            prop_assert_eq!(n.ack_required, lease::ack_required(n.from), "{:?}", n);
+            if let Some(prev) = self.epochs.insert((n.client, n.key), n.epoch) {
+                prop_assert!(
+                    n.epoch > prev,
+                    "epoch went from {} to {}: {:?}",
+                    prev,
+                    n.epoch,
+                    n
+                );
+            }
+        }
+        let live: std::collections::HashSet<(String, String)> = v
+            .leases
+            .iter()
+            .map(|l| (l.client.clone(), l.key.clone()))
+            .collect();
+        self.epochs
+            .retain(|(c, k), _| live.contains(&(c.to_string(), k.to_string())));
+        for l in v.leases.iter().filter(|l| l.breaking) {
+            prop_assert!(l.deadline_in.is_some_and(|d| d <= Duration::from_secs(35)));
+        }
         // No W lease beside another key's non-stat open.
         for l in &v.leases {
             if !l.state.has(LeaseState::W) {
@@ -641,14 +708,14 @@ fn store_sees_the_epoch_of_a_dispatched_break() {
 fn crash_and_reclaim(dir: &std::path::Path, acts: &[Act]) -> Result<(), TestCaseError> {
     let fail = |e: &dyn std::fmt::Display| TestCaseError::fail(e.to_string());
     {
-        let mut model = Model::new(Box::new(SledStore::open(dir).map_err(|e| fail(&e))?));
+        let mut model = Model::new(Box::new(open_sled_retry(dir).map_err(|e| fail(&e))?));
         for a in acts {
             model.step(a);
+            model.check()?;
         }
-        model.check()?;
         // Waits on the old manager complete or are abandoned with it.
     }
-    let mut model = Model::new(Box::new(SledStore::open(dir).map_err(|e| fail(&e))?));
+    let mut model = Model::new(Box::new(open_sled_retry(dir).map_err(|e| fail(&e))?));
     let m = model.m.clone();
     let before = m.store_snapshot().map_err(|e| fail(&e))?;
     prop_assert!(!m.start_info().previous_clean);

@@ -260,7 +260,7 @@ fn killed_child_state_is_reclaimable() {
 
     // Dropped without a clean shutdown: the next start is unclean again, and end_grace
     // drops everything nobody reclaims.
-    let m = LockManager::open_store(config(dir, None)).expect("reopen");
+    let m = open_store_retry(config(dir, None)).expect("reopen");
     assert!(!m.start_info().previous_clean);
     assert_eq!(m.start_info().epoch, 3);
     assert!(m.in_grace());
@@ -274,7 +274,7 @@ fn killed_child_state_is_reclaimable() {
     must_open(&m, &leased_open(file(1), 1, 1, st("RWH"), Access::READ));
     m.shutdown_clean().unwrap();
     drop(m);
-    let m = LockManager::open_store(config(dir, None)).expect("reopen");
+    let m = open_store_retry(config(dir, None)).expect("reopen");
     assert!(m.start_info().previous_clean);
     assert_eq!(m.start_info().epoch, 4);
     assert!(!m.in_grace());
@@ -293,7 +293,7 @@ fn reclaim_keeps_store_and_view_equal() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     {
-        let m = LockManager::open_store(config(dir, None)).unwrap();
+        let m = open_store_retry(config(dir, None)).unwrap();
         // A lease open on file 1, and a traditional (Batch) oplock open on file 2.
         must_open(&m, &leased_open(file(1), 1, 1, st("RH"), Access::READ));
         let mut op = leased_open(
@@ -311,7 +311,7 @@ fn reclaim_keeps_store_and_view_equal() {
         assert_eq!(g.lease.unwrap().epoch, 2);
         m.flush().unwrap();
     }
-    let m = LockManager::open_store(config(dir, None)).unwrap();
+    let m = open_store_retry(config(dir, None)).unwrap();
     assert!(m.in_grace());
     let snap = m.store_snapshot().unwrap();
     assert_eq!(snap.leases.len(), 3);

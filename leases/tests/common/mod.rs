@@ -142,3 +142,28 @@ pub fn lock_req(f: FileId, o: LockOwner, r: ByteRange, kind: LockKind, wait: boo
         wait,
     }
 }
+
+/// Opens a sled store, retrying briefly while a just-dropped store in this process
+/// still holds sled's file lock (its background threads let go of the file a moment
+/// after the `Db` is dropped).
+pub fn open_sled_retry(dir: &std::path::Path) -> Result<SledStore, StoreError> {
+    let t0 = std::time::Instant::now();
+    loop {
+        match SledStore::open(dir) {
+            Err(StoreError::Sled(e))
+                if t0.elapsed() < Duration::from_secs(10)
+                    && e.to_string().contains("could not acquire lock") =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// `LockManager::open_store` with the same retry.
+pub fn open_store_retry(cfg: ManagerConfig) -> Result<Arc<LockManager>, StoreError> {
+    let dir = cfg.state_dir.clone().expect("a state dir");
+    let store = open_sled_retry(&dir)?;
+    LockManager::with_store(cfg, Box::new(store))
+}
