@@ -680,11 +680,21 @@ impl LockManager {
 
 impl Drop for LockManager {
     fn drop(&mut self) {
-        self.shared.state.lock().shutdown = true;
+        // DESIGN.md: every waiter is woken. Nothing can ack, revoke or release for a
+        // manager that is gone, so requesters still blocked on a break or a queued
+        // lock are cancelled rather than left waiting forever (the deadline thread
+        // stops with it). State stays as it is in the store: without
+        // `shutdown_clean` the next start treats it as an unclean stop.
+        let out = {
+            let mut st = self.shared.state.lock();
+            st.shutdown = true;
+            st.cancel_all_waits()
+        };
         self.shared.deadline_cv.notify_all();
         if let Some(t) = self.deadline_thread.take() {
             let _ = t.join();
         }
+        self.shared.deliver(out);
         let _ = self.shared.store.flush();
     }
 }
@@ -787,6 +797,24 @@ impl State {
         if self.files.get(&file).is_some_and(|f| f.is_idle()) {
             self.files.remove(&file);
         }
+    }
+
+    /// Completes every pending break wait and queued lock request as cancelled.
+    fn cancel_all_waits(&mut self) -> Outbox {
+        let mut out = Outbox::default();
+        for (_, bw) in self.waiters.drain() {
+            out.wakes.push((bw.slot, WakeReason::Cancelled));
+        }
+        for e in self.leases.values_mut() {
+            e.waiters.clear();
+        }
+        self.lock_waits.clear();
+        for f in self.files.values_mut() {
+            for p in f.pending.drain(..) {
+                out.lock_wakes.push((p.slot, Err(LockError::Cancelled)));
+            }
+        }
+        out
     }
 
     pub(crate) fn next_wait_id(&mut self) -> u64 {
