@@ -7,7 +7,7 @@
 //! file I/O under `block_in_place`. Operations that must wait (a blocking byte-range
 //! lock, CHANGE_NOTIFY) answer STATUS_PENDING at once and finish on their own task.
 
-use crate::crypto::{self, Cipher, Dialect};
+use crate::crypto::{self, Cipher};
 use crate::handlers::{self, Outcome};
 use crate::server::Server;
 use crate::session::{ConnState, SecSnapshot};
@@ -251,7 +251,10 @@ fn process_compound(
                     } else {
                         p.insert(async_id, (hdr.message_id, ctx));
                         drop(p);
-                        spawn_async(st, &rh, async_id, sec.clone(), fut, crx);
+                        let mut asec = sec.clone();
+                        // 3.3.4.1.1: the final response is signed when the request was.
+                        asec.signing_required |= hdr.flags & wire::FLAGS_SIGNED != 0;
+                        spawn_async(st, &rh, async_id, asec, fut, crx);
                         rh.flags |= wire::FLAGS_ASYNC_COMMAND;
                         rh.async_id = async_id;
                         (status::PENDING, error_body())
@@ -370,9 +373,4 @@ pub fn finish(sec: &SecSnapshot, mut msg: Vec<u8>) -> Vec<u8> {
         }
     }
     msg
-}
-
-#[allow(dead_code)]
-fn dialect_is_smb3(d: Option<Dialect>) -> bool {
-    d.map(|d| d.is_smb3()).unwrap_or(false)
 }

@@ -98,6 +98,9 @@ pub struct Open {
     pub listing: Option<DirListing>,
     /// Set to true when the handle closes, ending its pending CHANGE_NOTIFY.
     pub closed: tokio::sync::watch::Sender<bool>,
+    /// Change events for this directory handle, subscribed at its first
+    /// CHANGE_NOTIFY so changes between two requests are kept (MS-SMB2 3.3.5.19).
+    pub notify: Option<crate::handlers::notify::Watch>,
 }
 
 /// Keys and flags needed to sign/encrypt one response, copied so async completions

@@ -498,6 +498,7 @@ fn finish(
         mode: creq.options & 0x0000_003E,
         listing: None,
         closed: tokio::sync::watch::channel(false).0,
+        notify: None,
     };
     st.opens.insert(v, open);
     st.compound_fid = Some((v, v));

@@ -20,7 +20,22 @@ pub fn cancel(st: &mut ConnState, req: &Req) -> Result<Outcome, u32> {
         p.iter()
             .find(|(_, (mid, _))| *mid == req.hdr.message_id)
             .map(|(k, _)| *k)
+            // Samba's client cancels an already-pending request with MessageId 0 and
+            // no AsyncId in some paths; take the newest pending operation then.
+            .or_else(|| {
+                (req.hdr.message_id == 0)
+                    .then(|| p.keys().max().copied())
+                    .flatten()
+            })
     };
+    tracing::debug!(
+        message_id = req.hdr.message_id,
+        async_id = req.hdr.async_id,
+        found = key.is_some(),
+        flags = req.hdr.flags,
+        pending = ?p.iter().map(|(k, (m, _))| (*k, *m)).collect::<Vec<_>>(),
+        "CANCEL"
+    );
     if let Some(k) = key {
         if let Some((_, tx)) = p.remove(&k) {
             let _ = tx.send(());

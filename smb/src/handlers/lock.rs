@@ -22,6 +22,7 @@ struct Element {
 
 pub fn handle(srv: &Arc<Server>, st: &mut ConnState, req: &Req) -> Result<Outcome, u32> {
     let r = reader(req, 48)?;
+    super::open_mut(st, req, 8)?;
     let count = r.u16(2).map_err(super::wire_err)? as usize;
     if count == 0 || count > 4096 {
         return Err(status::INVALID_PARAMETER);
@@ -75,6 +76,11 @@ pub fn handle(srv: &Arc<Server>, st: &mut ConnState, req: &Req) -> Result<Outcom
                 return Ok(Outcome::Async(Box::pin(async move {
                     match fut.await {
                         Ok(()) => (status::SUCCESS, vec![4, 0, 0, 0]),
+                        // The handle closed (or its tree/session went) while waiting:
+                        // the lock was never granted (MS-SMB2 3.3.5.14.2).
+                        Err(status::CANCELLED) => {
+                            (status::RANGE_NOT_LOCKED, vec![9, 0, 0, 0, 0, 0, 0, 0, 0])
+                        }
                         Err(s) => (s, vec![9, 0, 0, 0, 0, 0, 0, 0, 0]),
                     }
                 })));

@@ -1,17 +1,26 @@
-//! CHANGE_NOTIFY (MS-SMB2 3.3.5.19): always async; completes with the first change
-//! published for the watched directory (or its subtree with WATCH_TREE), with
-//! NOTIFY_CLEANUP when the handle closes, or CANCELLED. Changes between two requests
-//! are not queued (a client re-arms after each completion).
+//! CHANGE_NOTIFY (MS-SMB2 3.3.5.19): always async. A handle subscribes to the server's
+//! change events at its first request and keeps the subscription, so changes that
+//! happen between two requests are delivered by the next one. Completes with the
+//! pending changes, NOTIFY_ENUM_DIR when they do not fit or were lost, NOTIFY_CLEANUP
+//! when the handle closes, or CANCELLED.
 
 use super::{reader, Outcome, Req};
-use crate::notify::Change;
+use crate::notify::{Change, ACTION_MODIFIED};
 use crate::server::Server;
 use crate::session::ConnState;
 use crate::wire::{status, string_to_utf16, Put, HEADER_LEN};
 use std::sync::Arc;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::broadcast::Receiver;
 
 const WATCH_TREE: u16 = 0x0001;
+/// FILE_NOTIFY_CHANGE_FILE_NAME | FILE_NOTIFY_CHANGE_DIR_NAME (MS-SMB2 2.2.35).
+const NAME_CHANGES: u32 = 0x0000_0003;
+/// ATTRIBUTES | SIZE | LAST_WRITE | LAST_ACCESS | CREATION | EA | SECURITY | STREAM_*.
+const DATA_CHANGES: u32 = 0x0000_0FFC;
+
+/// A handle's subscription; the lock serializes the handle's outstanding requests.
+pub type Watch = Arc<tokio::sync::Mutex<Receiver<Change>>>;
 
 fn encode(changes: &[Change], base: &str, max: usize) -> Option<Vec<u8>> {
     let mut out = Vec::new();
@@ -20,13 +29,12 @@ fn encode(changes: &[Change], base: &str, max: usize) -> Option<Vec<u8>> {
         let full = if c.dir == base {
             c.name.clone()
         } else {
-            c.dir
+            let sub = c
+                .dir
                 .strip_prefix(base)
                 .unwrap_or(&c.dir)
-                .trim_start_matches('/')
-                .to_string()
-                + "/"
-                + &c.name
+                .trim_start_matches('/');
+            format!("{sub}/{}", c.name)
         };
         let name = string_to_utf16(&full.replace('/', "\\"));
         let start = out.len().div_ceil(4) * 4;
@@ -47,6 +55,7 @@ pub fn handle(srv: &Arc<Server>, st: &mut ConnState, req: &Req) -> Result<Outcom
     let r = reader(req, 32)?;
     let flags = r.u16(2).map_err(super::wire_err)?;
     let max = r.u32(4).map_err(super::wire_err)? as usize;
+    let filter = r.u32(24).map_err(super::wire_err)?;
     let o = super::open_mut(st, req, 8)?;
     if !o.is_dir {
         return Err(status::INVALID_PARAMETER);
@@ -54,26 +63,50 @@ pub fn handle(srv: &Arc<Server>, st: &mut ConnState, req: &Req) -> Result<Outcom
     let base = o.path.rel();
     let tree = flags & WATCH_TREE != 0;
     let mut closed = o.closed.subscribe();
-    let mut events = srv.events.subscribe();
-    Ok(Outcome::Async(Box::pin(async move {
-        let relevant = |c: &Change| {
-            c.dir == base || (tree && (base.is_empty() || c.dir.starts_with(&format!("{base}/"))))
+    let watch = o
+        .notify
+        .get_or_insert_with(|| Arc::new(tokio::sync::Mutex::new(srv.events.subscribe())))
+        .clone();
+    let relevant = move |c: &Change| {
+        let in_scope =
+            c.dir == base || (tree && (base.is_empty() || c.dir.starts_with(&format!("{base}/"))));
+        let wanted = if c.action == ACTION_MODIFIED {
+            filter & DATA_CHANGES != 0
+        } else {
+            filter & NAME_CHANGES != 0
         };
+        in_scope && wanted
+    };
+    let base = o.path.rel();
+    Ok(Outcome::Async(Box::pin(async move {
+        let mut rx = tokio::select! {
+            g = watch.lock() => g,
+            _ = closed.changed() => return (status::NOTIFY_CLEANUP, body(&[])),
+        };
+        let mut got = Vec::new();
         loop {
             tokio::select! {
                 _ = closed.changed() => return (status::NOTIFY_CLEANUP, body(&[])),
-                ev = events.recv() => match ev {
-                    Ok(c) if relevant(&c) => {
-                        return match encode(&[c], &base, max) {
-                            Some(b) => (status::SUCCESS, body(&b)),
-                            None => (status::NOTIFY_ENUM_DIR, body(&[])),
-                        };
-                    }
+                ev = rx.recv() => match ev {
+                    Ok(c) if relevant(&c) => { got.push(c); break; }
                     Ok(_) => continue,
                     Err(RecvError::Lagged(_)) => return (status::NOTIFY_ENUM_DIR, body(&[])),
                     Err(RecvError::Closed) => return (status::NOTIFY_CLEANUP, body(&[])),
                 },
             }
+        }
+        // Everything else already queued goes in the same response.
+        loop {
+            match rx.try_recv() {
+                Ok(c) if relevant(&c) => got.push(c),
+                Ok(_) => {}
+                Err(TryRecvError::Lagged(_)) => return (status::NOTIFY_ENUM_DIR, body(&[])),
+                Err(_) => break,
+            }
+        }
+        match encode(&got, &base, max) {
+            Some(b) => (status::SUCCESS, body(&b)),
+            None => (status::NOTIFY_ENUM_DIR, body(&[])),
         }
     })))
 }

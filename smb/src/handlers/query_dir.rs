@@ -119,7 +119,8 @@ pub fn handle(srv: &Arc<Server>, st: &mut ConnState, req: &Req) -> Result<Outcom
     if !o.is_dir {
         return Err(status::INVALID_PARAMETER);
     }
-    let restart = flags & (RESTART_SCANS | REOPEN | INDEX_SPECIFIED) != 0;
+    let file_index = r.u32(4).map_err(super::wire_err)? as usize;
+    let restart = flags & (RESTART_SCANS | REOPEN) != 0;
     let first = o.listing.is_none() || restart;
     if first {
         let l = build_listing(srv, o, &pattern)?;
@@ -128,13 +129,19 @@ pub fn handle(srv: &Arc<Server>, st: &mut ConnState, req: &Req) -> Result<Outcom
     let Some(listing) = o.listing.as_mut() else {
         return Err(status::INVALID_PARAMETER);
     };
+    if flags & INDEX_SPECIFIED != 0 && !restart {
+        // Resume after the entry whose FileIndex the client names (entries are numbered
+        // from 1 in listing order); like Samba, since NTFS gives no stable index.
+        listing.pos = file_index.min(listing.entries.len());
+    }
     let mut out: Vec<u8> = Vec::new();
     let mut last_start: Option<usize> = None;
     while listing.pos < listing.entries.len() {
         let (name, meta) = &listing.entries[listing.pos];
-        let Some(entry) = dir_entry(info_class, meta, name) else {
+        let Some(mut entry) = dir_entry(info_class, meta, name) else {
             return Err(status::INVALID_INFO_CLASS);
         };
+        crate::wire::set_u32(&mut entry, 4, (listing.pos + 1) as u32);
         let start = out.len().div_ceil(8) * 8;
         if start + entry.len() > out_len {
             break;

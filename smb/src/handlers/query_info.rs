@@ -9,16 +9,51 @@ use crate::wire::info::*;
 use crate::wire::{now_filetime, status, string_to_utf16, Put, HEADER_LEN};
 use std::sync::Arc;
 
+const INVALID_LEVEL: u32 = 0xC000_0148;
+
+/// Fixed part of each file-system information class (MS-FSCC 2.5).
+fn fs_fixed_size(cls: u8) -> usize {
+    match cls {
+        fsclass::VOLUME => 18,
+        fsclass::SIZE => 24,
+        fsclass::DEVICE => 8,
+        fsclass::ATTRIBUTE => 12,
+        fsclass::CONTROL => 48,
+        fsclass::FULL_SIZE => 32,
+        fsclass::OBJECT_ID => 64,
+        fsclass::SECTOR_SIZE => 28,
+        _ => 0,
+    }
+}
+
 pub fn handle(srv: &Arc<Server>, st: &mut ConnState, req: &Req) -> Result<Outcome, u32> {
     let r = reader(req, 41)?;
     let info_type = r.u8(2).map_err(super::wire_err)?;
     let cls = r.u8(3).map_err(super::wire_err)?;
     let max = r.u32(4).map_err(super::wire_err)? as usize;
     let additional = r.u32(16).map_err(super::wire_err)?;
+    let dialect = st.dialect;
     let o = super::open_mut(st, req, 24)?;
     let (data, variable) = match info_type {
-        INFO_FILE => file_info(srv, o, cls)?,
-        INFO_FILESYSTEM => fs_info(srv, o, cls)?,
+        INFO_FILE => {
+            if cls == class::NORMALIZED_NAME && dialect != Some(crate::crypto::Dialect::Smb311) {
+                // MS-SMB2 3.3.5.20.1: only 3.1.1 clients may ask for the normalized name.
+                return Err(INVALID_LEVEL);
+            }
+            let r = file_info(srv, o, cls)?;
+            // 3.3.5.20.1: a buffer smaller than the class's fixed part is a length mismatch.
+            if max < fixed_size(cls) {
+                return Err(status::INFO_LENGTH_MISMATCH);
+            }
+            r
+        }
+        INFO_FILESYSTEM => {
+            let r = fs_info(srv, o, cls)?;
+            if max < fs_fixed_size(cls) {
+                return Err(status::INFO_LENGTH_MISMATCH);
+            }
+            r
+        }
         INFO_SECURITY => {
             let sd = security_descriptor(o, additional)?;
             if sd.len() > max {
@@ -146,7 +181,22 @@ fn file_info(srv: &Server, o: &Open, cls: u8) -> Result<(Vec<u8>, bool), u32> {
             );
             true
         }
-        class::NAME | class::NORMALIZED_NAME => {
+        class::NORMALIZED_NAME => {
+            // MS-FSCC 2.4.28: the path relative to the share root, empty for the root.
+            let name = display_name(o);
+            let n = string_to_utf16(name.trim_start_matches('\\'));
+            v.put_u32(n.len() as u32);
+            v.extend_from_slice(&n);
+            true
+        }
+        class::ALTERNATE_NAME => {
+            // No 8.3 names are generated; the short name is the name itself.
+            let n = string_to_utf16(o.path.last().unwrap_or(""));
+            v.put_u32(n.len() as u32);
+            v.extend_from_slice(&n);
+            true
+        }
+        class::NAME => {
             let n = string_to_utf16(&display_name(o));
             v.put_u32(n.len() as u32);
             v.extend_from_slice(&n);
@@ -253,6 +303,13 @@ fn fs_info(srv: &Server, o: &Open, cls: u8) -> Result<(Vec<u8>, bool), u32> {
                 v.put_u32(512);
             }
             v.put_u32(0); // flags
+            v.put_u32(0);
+            v.put_u32(0);
+            false
+        }
+        fsclass::CONTROL => {
+            // FileFsControlInformation (MS-FSCC 2.5.2): no quotas.
+            v.put_zeros(40);
             v.put_u32(0);
             v.put_u32(0);
             false
