@@ -247,3 +247,88 @@ fn many_threads_many_leases() {
     assert_eq!(m.persisted_view(), m.store_snapshot().unwrap());
     done.store(true, Ordering::Relaxed);
 }
+
+/// Threads taking two overlapping byte-range locks each with blocking requests (so
+/// cycles form and must be refused as deadlocks), releasing them by unlock, by POSIX
+/// close semantics or by disconnecting: every blocked request must end (granted,
+/// refused or cancelled), and nothing may be left held or queued at the end.
+#[test]
+fn blocking_byte_range_locks_from_many_threads() {
+    let done = watchdog();
+    let (m, _clock) = manual_mgr();
+    let f = file(1);
+    let threads = 4u128;
+    let stats = Mutex::new((0u32, 0u32, 0u32)); // granted after waiting, deadlocks, cancelled
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let (m, stats) = (&m, &stats);
+            s.spawn(move || {
+                let mut rng = Rng(0x1234_5678 ^ ((t as u64 + 1) << 20));
+                let me = local(20 + t);
+                for i in 0..400u64 {
+                    let lo = i % 3; // several POSIX lock owners per front-end owner
+                    let o = LockOwner::Posix {
+                        owner: me,
+                        lock_owner: lo,
+                    };
+                    let mut held = Vec::new();
+                    for _ in 0..2 {
+                        let r = range(rng.next() % 100, rng.next() % 20 + 1);
+                        let kind = if rng.next() % 3 == 0 {
+                            LockKind::Shared
+                        } else {
+                            LockKind::Exclusive
+                        };
+                        match m.lock(&lock_req(f, o, r, kind, true)) {
+                            Ok(LockOutcome::Granted) => held.push(r),
+                            Ok(LockOutcome::Wait(w)) => {
+                                let res = w.wait_timeout(HANG);
+                                assert!(res.is_some(), "thread {t}: blocked lock never ended");
+                                assert_eq!(w.wake_attempts(), 1);
+                                match res.unwrap() {
+                                    Ok(()) => {
+                                        held.push(r);
+                                        stats.lock().0 += 1;
+                                    }
+                                    Err(LockError::Cancelled) => stats.lock().2 += 1,
+                                    Err(e) => panic!("thread {t}: {e}"),
+                                }
+                            }
+                            Err(LockError::Deadlock) => {
+                                stats.lock().1 += 1;
+                                break;
+                            }
+                            Err(e) => panic!("thread {t}: {e}"),
+                        }
+                    }
+                    std::thread::sleep(Duration::from_micros(rng.next() % 200));
+                    match rng.next() % 5 {
+                        0 => m.release_posix_locks(f, me, lo),
+                        1 => m.owner_gone(me),
+                        // Another thread's connection drops while it may be blocked.
+                        2 => {
+                            m.owner_gone(local(20 + (t + 1) % threads));
+                            for r in held {
+                                m.unlock(f, o, r).unwrap();
+                            }
+                        }
+                        _ => {
+                            for r in held {
+                                m.unlock(f, o, r).unwrap();
+                            }
+                        }
+                    }
+                }
+                m.owner_gone(me);
+            });
+        }
+    });
+    let v = m.view();
+    assert!(v.locks.is_empty(), "left over: {:?}", v.locks);
+    assert_eq!(m.persisted_view(), m.store_snapshot().unwrap());
+    eprintln!(
+        "granted after waiting, deadlocks refused, cancelled: {:?}",
+        stats.lock()
+    );
+    done.store(true, Ordering::Relaxed);
+}
