@@ -30,6 +30,10 @@ pub struct MountArgs {
     /// backing directory (not through leasefs) are seen through the mount after this long.
     #[arg(long, default_value_t = 30.0)]
     pub attr_timeout: f64,
+    /// Threads reading FUSE requests (a request waiting for a lease break or a lock never
+    /// occupies one).
+    #[arg(long, default_value_t = 4)]
+    pub threads: usize,
 }
 
 fn secs(what: &str, v: f64) -> anyhow::Result<Duration> {
@@ -50,6 +54,7 @@ pub fn run(args: MountArgs) -> anyhow::Result<()> {
     cfg.allow_other = args.allow_other;
     cfg.passthrough = !args.no_passthrough;
     cfg.attr_timeout = secs("attr-timeout", args.attr_timeout)?;
+    cfg.threads = args.threads;
     let handle = leasefs_fuse::mount(cfg, mgr.clone())?;
     tracing::info!(
         "serving {} on {}; SIGINT or SIGTERM unmounts",
