@@ -13,6 +13,8 @@ pub struct Server {
     child: Child,
     pub port: u16,
     pub dir: tempfile::TempDir,
+    /// The FUSE mountpoint when started with `--mount`.
+    pub mount: Option<PathBuf>,
 }
 
 impl Server {
@@ -47,7 +49,17 @@ impl Server {
                 let _ = child.kill();
                 panic!("no port in {line:?}")
             });
-        Server { child, port, dir }
+        let mount = extra
+            .iter()
+            .position(|a| *a == "--mount")
+            .and_then(|i| extra.get(i + 1))
+            .map(PathBuf::from);
+        Server {
+            child,
+            port,
+            dir,
+            mount,
+        }
     }
 
     pub fn backing(&self) -> PathBuf {
@@ -81,8 +93,21 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        // SIGTERM first so a --mount is unmounted cleanly; SIGKILL if it hangs.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        for _ in 0..100 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(m) = &self.mount {
+            let _ = Command::new("umount").arg("-l").arg(m).status();
+        }
     }
 }
 
