@@ -59,5 +59,22 @@ def server():
 
 
 @pytest.fixture
+def mounted_server():
+    """A server that also mounts the directory through FUSE (needs root)."""
+    if os.geteuid() != 0 or not os.path.exists("/dev/fuse"):
+        pytest.fail("FUSE tests need root and /dev/fuse (CI runs as root)")
+    mnt_parent = tempfile.TemporaryDirectory()
+    mnt = Path(mnt_parent.name) / "mnt"
+    mnt.mkdir()
+    s = Server(extra=("--mount", str(mnt)))
+    s.mount = mnt
+    yield s
+    s.stop()
+    if os.path.ismount(mnt):
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+    mnt_parent.cleanup()
+
+
+@pytest.fixture
 def unique():
     return uuid.uuid4().hex[:8]

@@ -29,10 +29,10 @@ def low_level(server, require_encryption):
 
 def open_file(tree, name, disposition, options=CreateOptions.FILE_NON_DIRECTORY_FILE,
               access=FilePipePrinterAccessMask.GENERIC_READ | FilePipePrinterAccessMask.GENERIC_WRITE
-              | FilePipePrinterAccessMask.DELETE):
+              | FilePipePrinterAccessMask.DELETE, share=ShareAccess.FILE_SHARE_READ):
     f = Open(tree, name)
     f.create(ImpersonationLevel.Impersonation, access, FileAttributes.FILE_ATTRIBUTE_NORMAL,
-             ShareAccess.FILE_SHARE_READ, disposition, options)
+             share, disposition, options)
     return f
 
 
