@@ -2,4 +2,5 @@
 //! tests drive directly (the control socket).
 
 pub mod control;
+pub mod daemon;
 pub mod metrics;

@@ -6,14 +6,15 @@ use leasefs_leases::{
     Access, ClientId, FileId, LockManager, ManagerConfig, OpenOutcome, OpenRequest, OwnerId,
     Protocol, WakeReason,
 };
-use std::io::{BufRead, BufReader};
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_leasefs");
+mod cli_common;
+use cli_common::{LineChild, BIN};
 
 // Fields drop in order: the server stops before its directory goes.
 struct Daemon {
@@ -62,57 +63,6 @@ fn leasefs(d: &Daemon, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-/// A `lease hold` child whose stdout lines arrive on a channel; killed on drop.
-struct Holder {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Holder {
-    fn start(d: &Daemon, path: &Path, ack: &str) -> Self {
-        let mut child = Command::new(BIN)
-            .args(["lease", "hold"])
-            .arg(path)
-            .args(["--state", "RWH", "--ack", ack, "--state-dir"])
-            .arg(&d.state)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let out = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(l).is_err() {
-                    return;
-                }
-            }
-        });
-        let h = Holder { child, lines: rx };
-        h.expect("holding RWH");
-        h
-    }
-
-    fn expect(&self, needle: &str) -> String {
-        loop {
-            let l = self
-                .lines
-                .recv_timeout(Duration::from_secs(20))
-                .unwrap_or_else(|_| panic!("no line containing {needle:?}"));
-            if l.contains(needle) {
-                return l;
-            }
-        }
-    }
-}
-
-impl Drop for Holder {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn local_writer(file: FileId) -> OpenRequest {
     let owner = OwnerId::new(Protocol::Local, ClientId::from_u128(7), 1);
     OpenRequest {
@@ -137,7 +87,7 @@ fn empty_state_prints_no_locks() {
 fn hold_with_auto_ack_lets_a_local_writer_through_and_locks_json_shows_it() {
     let d = daemon(Duration::from_secs(60));
     let file = d.backing.join("file.txt");
-    let holder = Holder::start(&d, &file, "auto");
+    let holder = LineChild::hold(&d.state, &file, "auto");
 
     let out = leasefs(&d, &["locks", "--json"]);
     assert!(out.status.success(), "{out:?}");
@@ -170,7 +120,7 @@ fn hold_with_auto_ack_lets_a_local_writer_through_and_locks_json_shows_it() {
 fn hold_that_never_acks_is_revoked_at_the_deadline() {
     let d = daemon(Duration::from_millis(300));
     let file = d.backing.join("file.txt");
-    let holder = Holder::start(&d, &file, "never");
+    let holder = LineChild::hold(&d.state, &file, "never");
     let OpenOutcome::Wait(w) = d.mgr.open(&local_writer(id_of(&file))).unwrap() else {
         panic!("must wait")
     };
@@ -188,7 +138,7 @@ fn hold_that_never_acks_is_revoked_at_the_deadline() {
 fn operator_break_waits_for_the_holder() {
     let d = daemon(Duration::from_secs(60));
     let file = d.backing.join("file.txt");
-    let holder = Holder::start(&d, &file, "after=0.2");
+    let holder = LineChild::hold(&d.state, &file, "after=0.2");
     let out = leasefs(&d, &["break", file.to_str().unwrap(), "--to", "R"]);
     assert!(out.status.success(), "{out:?}");
     assert!(
@@ -277,35 +227,13 @@ fn no_daemon_is_a_clear_error() {
     );
 }
 
-/// A `locks --watch` child, read line by line.
-fn watcher(d: &Daemon) -> Holder {
-    let mut child = Command::new(BIN)
-        .args(["locks", "--watch", "--state-dir"])
-        .arg(&d.state)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let out = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for l in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(l).is_err() {
-                return;
-            }
-        }
-    });
-    let w = Holder { child, lines: rx };
-    w.expect("watching");
-    w
-}
-
 #[test]
 fn watch_shows_break_and_ack_then_break_and_revoke() {
     let d = daemon(Duration::from_millis(300));
     let file = d.backing.join("file.txt");
-    let watch = watcher(&d);
+    let watch = LineChild::watch(&d.state);
     {
-        let _holder = Holder::start(&d, &file, "auto");
+        let _holder = LineChild::hold(&d.state, &file, "auto");
         watch.expect("grant");
         let OpenOutcome::Wait(w) = d.mgr.open(&local_writer(id_of(&file))).unwrap() else {
             panic!("must wait")
@@ -322,7 +250,7 @@ fn watch_shows_break_and_ack_then_break_and_revoke() {
         assert!(watch.expect("ack").contains("now none"));
     }
     watch.expect("release");
-    let _holder = Holder::start(&d, &file, "never");
+    let _holder = LineChild::hold(&d.state, &file, "never");
     let OpenOutcome::Wait(w) = d.mgr.open(&local_writer(id_of(&file))).unwrap() else {
         panic!("must wait")
     };
@@ -337,7 +265,7 @@ fn watch_shows_break_and_ack_then_break_and_revoke() {
 #[test]
 fn watch_survives_a_daemon_restart() {
     let d = daemon(Duration::from_secs(60));
-    let watch = watcher(&d);
+    let watch = LineChild::watch(&d.state);
     let Daemon {
         _server,
         mgr,
@@ -364,7 +292,7 @@ fn watch_survives_a_daemon_restart() {
         _dir,
     };
     watch.expect("watching");
-    let _holder = Holder::start(&d, &d.backing.join("file.txt"), "auto");
+    let _holder = LineChild::hold(&d.state, &d.backing.join("file.txt"), "auto");
     watch.expect("grant");
 }
 
@@ -455,7 +383,7 @@ fn metrics_counters_move_as_breaks_happen() {
     assert_eq!(metric(&body, "leasefs_breaks_acked_total "), 0);
     let file = d.backing.join("file.txt");
     {
-        let _h = Holder::start(&d, &file, "auto");
+        let _h = LineChild::hold(&d.state, &file, "auto");
         assert_eq!(
             metric(&scrape(m.addr()), "leasefs_leases{state=\"RWH\"} "),
             1
@@ -468,7 +396,7 @@ fn metrics_counters_move_as_breaks_happen() {
             Some(WakeReason::Acked)
         );
     }
-    let _h = Holder::start(&d, &file, "never");
+    let _h = LineChild::hold(&d.state, &file, "never");
     let OpenOutcome::Wait(w) = d.mgr.open(&local_writer(id_of(&file))).unwrap() else {
         panic!("must wait")
     };

@@ -31,6 +31,8 @@ impl Daemon {
             .arg(backing)
             .arg("--mount")
             .arg(mnt)
+            .arg("--state-dir")
+            .arg(mnt.with_extension("state"))
             .args(extra)
             .stderr(Stdio::null())
             .spawn()
@@ -132,6 +134,8 @@ fn clear_errors() {
             .arg(backing)
             .arg("--mount")
             .arg(mnt)
+            .arg("--state-dir")
+            .arg(mnt.with_extension("state"))
             .output()
             .unwrap();
         assert!(!out.status.success());

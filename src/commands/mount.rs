@@ -14,12 +14,8 @@ pub struct MountArgs {
     /// Empty directory to mount on.
     #[arg(long)]
     pub mount: PathBuf,
-    /// Directory for the lock manager's persistent state (sled); in memory when omitted.
-    #[arg(long)]
-    pub state_dir: Option<PathBuf>,
-    /// Seconds a lease holder has to acknowledge a break before it is revoked.
-    #[arg(long, default_value_t = 35.0)]
-    pub break_timeout: f64,
+    #[command(flatten)]
+    pub daemon: leasefs::daemon::DaemonArgs,
     /// Let users other than the mounting one use the mount.
     #[arg(long)]
     pub allow_other: bool,
@@ -44,18 +40,20 @@ pub fn run(args: MountArgs) -> anyhow::Result<()> {
     // Before any thread exists (the manager's deadline thread, the session threads), so
     // every thread inherits the blocked mask and none is killed by the default action.
     let signals = leasefs_fuse::ShutdownSignals::block().context("blocking SIGINT/SIGTERM")?;
-    let mgr = leasefs_leases::LockManager::open_store(leasefs_leases::ManagerConfig {
-        state_dir: args.state_dir.clone(),
-        break_timeout: secs("break-timeout", args.break_timeout)?,
-        ..Default::default()
-    })
-    .context("opening the lock manager's store")?;
+    let mgr = args.daemon.open_manager()?;
     let mut cfg = leasefs_fuse::MountConfig::new(&args.backing, &args.mount);
     cfg.allow_other = args.allow_other;
     cfg.passthrough = !args.no_passthrough;
     cfg.attr_timeout = secs("attr-timeout", args.attr_timeout)?;
     cfg.threads = args.threads;
     let handle = leasefs_fuse::mount(cfg, mgr.clone())?;
+    let services = leasefs::daemon::DaemonServices::start(
+        &args.daemon,
+        &mgr,
+        &args.backing,
+        Some(handle.mountpoint()),
+        vec![],
+    )?;
     tracing::info!(
         "serving {} on {}; SIGINT or SIGTERM unmounts",
         args.backing.display(),
@@ -63,6 +61,7 @@ pub fn run(args: MountArgs) -> anyhow::Result<()> {
     );
     let sig = signals.wait().context("waiting for a signal")?;
     tracing::info!("signal {sig}: unmounting");
+    drop(services);
     let unmounted = handle.unmount();
     mgr.shutdown_clean()
         .context("writing the lock store's clean-shutdown marker")?;

@@ -44,8 +44,10 @@ impl ControlClient {
             reader: BufReader::new(stream.try_clone()?),
             writer: stream,
         };
-        c.send(&Request::Hello { version: VERSION })?;
-        match c.recv()? {
+        // A refusing daemon may answer and hang up before our hello is written; its
+        // answer is still waiting to be read.
+        let sent = c.send(&Request::Hello { version: VERSION });
+        match c.recv().or_else(|e| sent.and(Err(e)))? {
             Some(Response::Hello { .. }) => Ok(c),
             Some(Response::Error { message }) => Err(ClientError::Refused(message)),
             Some(other) => Err(ClientError::Protocol(format!("{other:?}"))),
