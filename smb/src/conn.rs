@@ -152,6 +152,7 @@ fn process_compound(
     let mut extra_frames = Vec::new();
     let mut prev: Option<(Header, u32)> = None; // effective header + status of previous
     st.compound_fid = None;
+    let mut chain_error: Option<u32> = None;
     let mut count = 0;
     loop {
         count += 1;
@@ -181,14 +182,20 @@ fn process_compound(
                 Some((p, s)) => {
                     hdr.session_id = p.session_id;
                     hdr.tree_id = p.tree_id;
+                    // A failed CREATE fails every related request after it with its
+                    // status (3.3.5.2.7.2), however long the chain.
                     if *s != status::SUCCESS && p.command == cmd::CREATE {
                         inherited_error = Some(*s);
+                        chain_error = Some(*s);
+                    } else if chain_error.is_some() {
+                        inherited_error = chain_error;
                     }
                 }
                 None => inherited_error = Some(status::INVALID_PARAMETER),
             }
         } else {
             st.compound_fid = None;
+            chain_error = None;
         }
         // Signature check (3.3.5.2.4) for plaintext signed requests of a known session.
         if encrypted.is_none()

@@ -87,6 +87,32 @@ fn file_id_of(fd: &OwnedFd) -> Result<FileId, u32> {
 
 pub fn handle(srv: &Arc<Server>, st: &mut ConnState, req: &Req) -> Result<Outcome, u32> {
     let creq = CreateRequest::parse(req.body).map_err(super::wire_err)?;
+    let mut r = open(srv, st, req, &creq);
+    if r.as_ref().err() == Some(&status::OBJECT_NAME_COLLISION) && creq.disposition != DISP_CREATE {
+        // Another client created the name between our lookup and our create: for
+        // the open-or-create dispositions that is an existing file, so look again.
+        r = open(srv, st, req, &creq);
+    }
+    if let Err(s) = &r {
+        tracing::debug!(
+            name = %creq.name,
+            access = format_args!("{:#x}", creq.desired_access),
+            options = format_args!("{:#x}", creq.options),
+            attrs = format_args!("{:#x}", creq.file_attributes),
+            disposition = creq.disposition,
+            status = format_args!("{s:#x}"),
+            "CREATE failed"
+        );
+    }
+    r
+}
+
+fn open(
+    srv: &Arc<Server>,
+    st: &mut ConnState,
+    req: &Req,
+    creq: &CreateRequest,
+) -> Result<Outcome, u32> {
     let tree = st.tree(req.hdr.session_id, req.hdr.tree_id)?;
     if tree.ipc {
         // No named pipes are served (srvsvc/wkssvc would be RPC over them).
@@ -153,7 +179,7 @@ pub fn handle(srv: &Arc<Server>, st: &mut ConnState, req: &Req) -> Result<Outcom
             srv,
             st,
             req,
-            &creq,
+            creq,
             &mut path,
             existing,
             granted,
@@ -309,7 +335,7 @@ pub fn handle(srv: &Arc<Server>, st: &mut ConnState, req: &Req) -> Result<Outcom
         srv,
         st,
         req,
-        &creq,
+        creq,
         path,
         handle,
         file,

@@ -12,6 +12,7 @@ const FSCTL_VALIDATE_NEGOTIATE_INFO: u32 = 0x0014_0204;
 const FSCTL_DFS_GET_REFERRALS: u32 = 0x0006_0194;
 const FSCTL_DFS_GET_REFERRALS_EX: u32 = 0x0006_01B0;
 const FSCTL_GET_REPARSE_POINT: u32 = 0x0009_00A8;
+const FSCTL_CREATE_OR_GET_OBJECT_ID: u32 = 0x0009_00C0;
 const NOT_A_REPARSE_POINT: u32 = 0xC000_0275;
 
 fn response(ctl: u32, fid: (u64, u64), out: &[u8]) -> Vec<u8> {
@@ -44,10 +45,31 @@ pub fn handle(_srv: &Arc<Server>, st: &mut ConnState, req: &Req) -> Result<Outco
     let in_off = r.u32(24).map_err(super::wire_err)? as usize;
     let in_len = r.u32(28).map_err(super::wire_err)? as usize;
     let max_out = r.u32(44).map_err(super::wire_err)? as usize;
+    // Everything but the connection-level FSCTLs names a file: a stale handle is
+    // FILE_CLOSED whatever the control code (3.3.5.15).
+    if !matches!(
+        ctl,
+        FSCTL_VALIDATE_NEGOTIATE_INFO | FSCTL_DFS_GET_REFERRALS | FSCTL_DFS_GET_REFERRALS_EX
+    ) {
+        super::open_mut(st, req, 8)?;
+    }
     let input = r.header_relative(in_off, in_len).map_err(super::wire_err)?;
     match ctl {
         FSCTL_VALIDATE_NEGOTIATE_INFO => validate_negotiate(st, ctl, fid, input, max_out),
         FSCTL_DFS_GET_REFERRALS | FSCTL_DFS_GET_REFERRALS_EX => Err(status::NOT_FOUND),
+        FSCTL_CREATE_OR_GET_OBJECT_ID => {
+            // FILE_OBJECTID_BUFFER (MS-FSCC 2.1.3.1): derived from the inode so it is
+            // stable for the file's life.
+            let o = super::open_mut(st, req, 8)?;
+            let mut id = Vec::with_capacity(64);
+            id.put_u64(o.file.ino);
+            id.put_u64(o.file.dev);
+            id.put_zeros(48);
+            if max_out < id.len() {
+                return Err(status::BUFFER_TOO_SMALL);
+            }
+            Ok(Outcome::Done(status::SUCCESS, response(ctl, fid, &id)))
+        }
         FSCTL_GET_REPARSE_POINT => {
             super::open_mut(st, req, 8)?;
             Err(NOT_A_REPARSE_POINT)

@@ -104,6 +104,13 @@ pub fn dispatch(srv: &Arc<Server>, st: &mut ConnState, req: &Req) -> Outcome {
             }
         }
     };
+    if let Err(s) = &r {
+        tracing::debug!(
+            command = c,
+            status = format_args!("{s:#x}"),
+            "request failed"
+        );
+    }
     r.into()
 }
 
