@@ -53,8 +53,10 @@ fn write_state(m: &LockManager) {
     must_open(m, &leased_open(file(3), 2, 2, st("RWH"), Access::READ));
 }
 
-/// The child's half: a no-op unless re-executed by `killed_child_state_is_reclaimable`.
+/// The child's half, not a test of its own: `killed_child_state_is_reclaimable` runs it
+/// in a child process (`--ignored --exact restart_child_writer`) and kills it.
 #[test]
+#[ignore = "helper run in a child process by killed_child_state_is_reclaimable"]
 fn restart_child_writer() {
     let Some(dir) = std::env::var_os(CHILD_ENV) else {
         return;
@@ -76,6 +78,7 @@ fn run_child_and_kill(dir: &Path) {
         .args([
             "restart_child_writer",
             "--exact",
+            "--ignored",
             "--nocapture",
             "--test-threads=1",
         ])
