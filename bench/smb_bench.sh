@@ -49,7 +49,7 @@ for ((i = 0; i < FILES; i++)); do
 done
 
 # --- leasefs -------------------------------------------------------------------
-"$LEASEFS_BIN" serve --backing "$T/data" --smb-listen 127.0.0.1:0 --user "$USER_NAME:$PASS" \
+"$LEASEFS_BIN" serve --backing "$T/data" --smb-listen 127.0.0.1:0 --user "$USER_NAME:$PASS" --state-dir "$T/state" \
   > "$T/leasefs.out" 2> "$T/leasefs.err" &
 LEASEFS_PID=$!
 for _ in $(seq 50); do grep -q listening "$T/leasefs.out" 2>/dev/null && break; sleep 0.1; done

@@ -33,12 +33,12 @@ pub struct ServeArgs {
     /// Refuse every change through SMB.
     #[arg(long)]
     pub read_only: bool,
-    /// Directory for the lock manager's persistent state (sled); in memory when omitted.
-    #[arg(long)]
-    pub state_dir: Option<PathBuf>,
-    /// Seconds a lease holder has to acknowledge a break before it is revoked.
-    #[arg(long, default_value_t = 35.0)]
-    pub break_timeout: f64,
+    #[command(flatten)]
+    pub daemon: leasefs::daemon::DaemonArgs,
+    /// Seconds the kernel may cache names and attributes on the --mount. Short by
+    /// default here because SMB changes do not yet invalidate the mount's caches.
+    #[arg(long, default_value_t = 1.0)]
+    pub attr_timeout: f64,
     /// Seconds of silence after which an SMB connection is closed.
     #[arg(long, default_value_t = 900.0)]
     pub idle_timeout: f64,
@@ -70,18 +70,14 @@ fn credentials(args: &ServeArgs) -> anyhow::Result<leasefs_smb::auth::Credential
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let creds = credentials(&args)?;
-    let mgr = leasefs_leases::LockManager::open_store(leasefs_leases::ManagerConfig {
-        state_dir: args.state_dir.clone(),
-        break_timeout: secs("break-timeout", args.break_timeout)?,
-        ..Default::default()
-    })
-    .context("opening the lock manager's store")?;
+    let mgr = args.daemon.open_manager()?;
     // Before any thread exists, so every thread inherits the blocked mask and the
     // signal is taken here, synchronously.
     let signals = leasefs_fuse::ShutdownSignals::block().context("blocking SIGINT/SIGTERM")?;
     let mount = match &args.mount {
         Some(m) => {
-            let cfg = leasefs_fuse::MountConfig::new(&args.backing, m);
+            let mut cfg = leasefs_fuse::MountConfig::new(&args.backing, m);
+            cfg.attr_timeout = secs("attr-timeout", args.attr_timeout)?;
             Some(leasefs_fuse::mount(cfg, mgr.clone())?)
         }
         None => None,
@@ -95,6 +91,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let running = server
         .start(args.smb_listen)
         .with_context(|| format!("listening on {}", args.smb_listen))?;
+    let services = leasefs::daemon::DaemonServices::start(
+        &args.daemon,
+        &mgr,
+        &args.backing,
+        mount.as_ref().map(|h| h.mountpoint()),
+        vec![],
+    )?;
     let local = running.local_addr();
     // Tests and scripts read this line to learn the port.
     println!("leasefs: smb listening on {local}");
@@ -106,6 +109,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     );
     let sig = signals.wait().context("waiting for a signal")?;
     tracing::info!("signal {sig}: shutting down");
+    drop(services);
     running.stop();
     let unmounted = mount.map(|h| h.unmount()).transpose();
     mgr.shutdown_clean()

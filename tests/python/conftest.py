@@ -31,7 +31,8 @@ class Server:
         self.backing.mkdir()
         self.proc = subprocess.Popen(
             [leasefs_bin(), "serve", "--backing", str(self.backing),
-             "--smb-listen", "127.0.0.1:0", "--user", f"{USER}:{PASSWORD}", *extra],
+             "--smb-listen", "127.0.0.1:0", "--user", f"{USER}:{PASSWORD}",
+             "--state-dir", str(Path(self.tmp.name) / "state"), *extra],
             stdout=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()
         try:

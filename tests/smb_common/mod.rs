@@ -30,6 +30,8 @@ impl Server {
             .arg("--backing")
             .arg(dir.path().join("share"))
             .args(["--smb-listen", "127.0.0.1:0"])
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
             .args(["--user", &format!("{USER}:{PASS}")])
             .args(extra)
             .stdout(Stdio::piped())
