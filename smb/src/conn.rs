@@ -7,11 +7,11 @@
 //! file I/O under `block_in_place`. Operations that must wait (a blocking byte-range
 //! lock, CHANGE_NOTIFY) answer STATUS_PENDING at once and finish on their own task.
 
-use crate::crypto::{self, Cipher};
+use crate::crypto;
 use crate::handlers::{self, Outcome};
 use crate::server::Server;
 use crate::session::{ConnState, SecSnapshot};
-use crate::wire::{self, cmd, status, Header, Put, HEADER_LEN};
+use crate::wire::{self, cmd, status, Header, HEADER_LEN};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -118,9 +118,9 @@ fn process_frame(
             .ok_or(ConnError::Protocol("encrypted message for unknown session"))?;
         let (_, plain) = crypto::decrypt_message(cipher, &key, buf)
             .map_err(|_| ConnError::Protocol("decryption failed"))?;
-        (plain, Some(sid))
+        (std::borrow::Cow::Owned(plain), Some(sid))
     } else if proto == wire::PROTOCOL_ID {
-        (buf.to_vec(), None)
+        (std::borrow::Cow::Borrowed(buf), None)
     } else {
         return Err(ConnError::Protocol("unknown protocol id"));
     };
@@ -236,8 +236,9 @@ fn process_compound(
             session_id: hdr.session_id,
             signature: [0; 16],
         };
-        let (status_code, rbody) = match outcome {
-            Outcome::Done(s, b) => (s, b),
+        let (status_code, rbody, reserved) = match outcome {
+            Outcome::Done(s, b) => (s, b, false),
+            Outcome::Reserved(s, b) => (s, b, true),
             Outcome::Disconnect(why) => return Err(ConnError::Protocol(why)),
             Outcome::Silent => {
                 prev = Some((hdr.clone(), status::SUCCESS));
@@ -254,7 +255,7 @@ fn process_compound(
                     let mut p = st.pending.lock().unwrap_or_else(|e| e.into_inner());
                     if p.len() >= srv.cfg.max_pending {
                         drop(p);
-                        (status::INSUFFICIENT_RESOURCES, error_body())
+                        (status::INSUFFICIENT_RESOURCES, error_body(), false)
                     } else {
                         p.insert(async_id, (hdr.message_id, ctx));
                         drop(p);
@@ -264,7 +265,7 @@ fn process_compound(
                         spawn_async(st, &rh, async_id, asec, fut, crx);
                         rh.flags |= wire::FLAGS_ASYNC_COMMAND;
                         rh.async_id = async_id;
-                        (status::PENDING, error_body())
+                        (status::PENDING, error_body(), false)
                     }
                 }
             }
@@ -276,10 +277,20 @@ fn process_compound(
         if let Some(t) = st.reply_tree_id.take() {
             rh.tree_id = t;
         }
-        let mut msg = Vec::with_capacity(HEADER_LEN + rbody.len());
-        rh.write(&mut msg);
-        msg.extend_from_slice(&rbody);
-        handlers::after_response(st, &hdr, status_code, &msg);
+        // Every response message is built behind 4 bytes for the transport length, so
+        // a lone response becomes its frame without another copy.
+        let mut msg = if reserved {
+            rbody
+        } else {
+            let mut m = Vec::with_capacity(handlers::RESERVED + rbody.len());
+            m.resize(handlers::RESERVED, 0);
+            m.extend_from_slice(&rbody);
+            m
+        };
+        let mut h = Vec::with_capacity(HEADER_LEN);
+        rh.write(&mut h);
+        msg[4..handlers::RESERVED].copy_from_slice(&h);
+        handlers::after_response(st, &hdr, status_code, &msg[4..]);
         // Re-snapshot for SESSION_SETUP, which may just have created the keys that sign
         // this reply; everything else (LOGOFF included) uses the keys it arrived under.
         let sec = if hdr.command == cmd::SESSION_SETUP {
@@ -307,29 +318,46 @@ fn process_compound(
     }
     // Chain: pad every message but the last to 8 bytes, set NextCommand, then sign.
     let n = resps.len();
-    let mut chained = Vec::new();
-    let mut enc: Option<(Cipher, [u8; 16], u64)> = None;
-    for (i, mut r) in resps.into_iter().enumerate() {
-        if i + 1 < n {
-            r.msg.pad_to(8);
-            let l = r.msg.len() as u32;
-            wire::set_u32(&mut r.msg, 20, l);
-        }
+    let enc = resps
+        .iter()
+        .find_map(|r| r.sec.encrypt.map(|(c, k)| (c, k, r.sec.session_id)));
+    let sign = |r: &mut Resp| {
         if r.sign && r.sec.encrypt.is_none() {
             if let (Some(d), Some(k)) = (r.sec.dialect, r.sec.signing_key) {
-                crypto::sign_message(d, &k, &mut r.msg);
+                crypto::sign_message(d, &k, &mut r.msg[4..]);
             }
         }
-        if enc.is_none() {
-            enc = r.sec.encrypt.map(|(c, k)| (c, k, r.sec.session_id));
-        }
-        chained.extend_from_slice(&r.msg);
-    }
-    let out = match enc {
-        Some((cipher, key, sid)) => crypto::encrypt_message(cipher, &key, sid, &chained),
-        None => chained,
     };
-    let mut frames = vec![frame(out)];
+    let mut chained = if n == 1 {
+        let mut r = resps.pop().ok_or(ConnError::Protocol("no response"))?;
+        sign(&mut r);
+        r.msg
+    } else {
+        let mut c = vec![0u8; 4];
+        for (i, mut r) in resps.into_iter().enumerate() {
+            if i + 1 < n {
+                while (r.msg.len() - 4) % 8 != 0 {
+                    r.msg.push(0);
+                }
+                let l = (r.msg.len() - 4) as u32;
+                wire::set_u32(&mut r.msg, 4 + 20, l);
+            }
+            sign(&mut r);
+            c.extend_from_slice(&r.msg[4..]);
+        }
+        c
+    };
+    let out = match enc {
+        Some((cipher, key, sid)) => {
+            frame(crypto::encrypt_message(cipher, &key, sid, &chained[4..]))
+        }
+        None => {
+            let l = (chained.len() - 4) as u32;
+            chained[0..4].copy_from_slice(&l.to_be_bytes());
+            chained
+        }
+    };
+    let mut frames = vec![out];
     frames.append(&mut extra_frames);
     Ok(frames)
 }

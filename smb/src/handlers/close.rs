@@ -23,6 +23,7 @@ pub fn release(srv: &Server, o: Open) {
         e.delete_pending = true;
     }
     e.opens = e.opens.saturating_sub(1);
+    e.handles.retain(|h| h.0 != o.volatile);
     let delete = e.opens == 0 && e.delete_pending;
     if e.opens == 0 {
         files.remove(&o.file);

@@ -87,6 +87,7 @@ fn file_id_of(fd: &OwnedFd) -> Result<FileId, u32> {
 
 pub fn handle(srv: &Arc<Server>, st: &mut ConnState, req: &Req) -> Result<Outcome, u32> {
     let creq = CreateRequest::parse(req.body).map_err(super::wire_err)?;
+    st.leases.reset();
     let mut r = open(srv, st, req, &creq);
     if r.as_ref().err() == Some(&status::OBJECT_NAME_COLLISION) && creq.disposition != DISP_CREATE {
         // Another client created the name between our lookup and our create: for
@@ -296,7 +297,8 @@ fn open(
         overwrite: truncate,
         is_dir,
     };
-    let lock_open = match srv.hub.open(&params) {
+    let ask = crate::leasing::ask(st, creq)?;
+    let lock_open = match crate::leasing::open(srv, st, &params, &ask) {
         Ok(id) => id,
         Err(s) => {
             if action == ACTION_CREATED {
@@ -419,7 +421,8 @@ fn create_stream(
         overwrite: truncate,
         is_dir: false,
     };
-    let lock_open = srv.hub.open(&params)?;
+    let ask = crate::leasing::ask(st, creq)?;
+    let lock_open = crate::leasing::open(srv, st, &params, &ask)?;
     let res = if action == ACTION_CREATED || truncate {
         streams::write_all(base.as_raw_fd(), &sname, &[])
     } else {
@@ -503,10 +506,25 @@ fn finish(
             data: d,
         });
     }
-    srv.files().entry(file).or_default().opens += 1;
     let v = srv
         .next_handle
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    {
+        let mut files = srv.files();
+        let e = files.entry(file).or_default();
+        e.opens += 1;
+        e.handles
+            .push((v, (creq.share_access & 7) as u8, path.parts.clone()));
+    }
+    // Issue 5: granted oplock level / lease context, and the break route.
+    let (oplock_level, lease_ctx, leasing) = crate::leasing::finish_create(
+        st,
+        req.hdr.session_id,
+        req.hdr.tree_id,
+        req.encrypted,
+        (v, v),
+    );
+    contexts.extend(lease_ctx);
     let open = Open {
         persistent: v,
         volatile: v,
@@ -525,11 +543,12 @@ fn finish(
         listing: None,
         closed: tokio::sync::watch::channel(false).0,
         notify: None,
+        leasing,
     };
     st.opens.insert(v, open);
     st.compound_fid = Some((v, v));
     let resp = CreateResponse {
-        oplock_level: 0,
+        oplock_level,
         action,
         times: meta.times(),
         allocation: meta.allocation,

@@ -8,6 +8,7 @@ pub mod ioctl;
 pub mod lock;
 pub mod negotiate;
 pub mod notify;
+pub mod oplock_break;
 pub mod query_dir;
 pub mod query_info;
 pub mod read;
@@ -36,8 +37,15 @@ pub struct Req<'a> {
 
 pub type AsyncOp = Pin<Box<dyn Future<Output = (u32, Vec<u8>)> + Send>>;
 
+/// Bytes a `Outcome::Reserved` body keeps free at its front: the 4-byte transport
+/// length and the 64-byte SMB2 header, written in place so large READ payloads are
+/// never copied again after the file read.
+pub const RESERVED: usize = 4 + crate::wire::HEADER_LEN;
+
 pub enum Outcome {
     Done(u32, Vec<u8>),
+    /// Like `Done`, but the first `RESERVED` bytes of the vector are placeholders.
+    Reserved(u32, Vec<u8>),
     /// Answer STATUS_PENDING now, the future's result later.
     Async(AsyncOp),
     /// No response at all (CANCEL, MS-SMB2 3.3.5.16).
@@ -97,9 +105,7 @@ pub fn dispatch(srv: &Arc<Server>, st: &mut ConnState, req: &Req) -> Outcome {
                 cmd::CHANGE_NOTIFY => notify::handle(srv, st, req),
                 cmd::QUERY_INFO => query_info::handle(srv, st, req),
                 cmd::SET_INFO => set_info::handle(srv, st, req),
-                // Leases/oplocks over SMB are issue 5: we never grant one, so an
-                // acknowledgment can only be for a break we did not send.
-                cmd::OPLOCK_BREAK => Err(status::INVALID_OPLOCK_PROTOCOL),
+                cmd::OPLOCK_BREAK => oplock_break::handle(srv, st, req),
                 _ => Err(status::INVALID_PARAMETER),
             }
         }

@@ -26,46 +26,51 @@ pub fn handle(srv: &Arc<Server>, st: &mut ConnState, req: &Req) -> Result<Outcom
     }
     srv.hub
         .check_io(o.file, o.lock_open, offset, length as u64, false)?;
-    let data = match &o.handle {
+    // The response is built in one buffer: transport/header space, the 16-byte READ
+    // response, then the file data read straight into place.
+    const DATA_AT: usize = super::RESERVED + 16;
+    let mut b = Vec::with_capacity(DATA_AT + length as usize);
+    b.resize(DATA_AT, 0);
+    let got = match &o.handle {
         Handle::File(f) => {
-            let mut buf = vec![0u8; length as usize];
+            b.resize(DATA_AT + length as usize, 0);
             let mut got = 0usize;
-            while got < buf.len() {
-                match f.read_at(&mut buf[got..], offset + got as u64) {
+            while got < length as usize {
+                match f.read_at(&mut b[DATA_AT + got..], offset + got as u64) {
                     Ok(0) => break,
                     Ok(n) => got += n,
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                     Err(e) => return Err(status::from_io(&e)),
                 }
             }
-            buf.truncate(got);
-            buf
+            b.truncate(DATA_AT + got);
+            got
         }
         Handle::Stream { base, name } => {
             let all = streams::read(std::os::fd::AsRawFd::as_raw_fd(base), name)
                 .map_err(|e| status::from_io(&e))?;
             let start = (offset.min(all.len() as u64)) as usize;
             let end = start.saturating_add(length as usize).min(all.len());
-            all[start..end].to_vec()
+            b.extend_from_slice(&all[start..end]);
+            end - start
         }
         _ => return Err(status::INVALID_DEVICE_REQUEST),
     };
     // 3.3.5.12: nothing read past EOF, or less than MinimumCount, is END_OF_FILE.
-    if (data.is_empty() && length > 0) || (data.len() as u32) < min {
+    if (got == 0 && length > 0) || (got as u32) < min {
         return Err(status::END_OF_FILE);
     }
-    o.position = offset + data.len() as u64;
-    let mut b = Vec::with_capacity(16 + data.len());
-    b.put_u16(17);
-    b.put_u8((HEADER_LEN + 16) as u8);
-    b.put_u8(0);
-    b.put_u32(data.len() as u32);
-    b.put_u32(0);
-    b.put_u32(0);
-    if data.is_empty() {
-        b.put_u8(0);
-    } else {
-        b.extend_from_slice(&data);
+    o.position = offset + got as u64;
+    let mut hdr = Vec::with_capacity(16);
+    hdr.put_u16(17);
+    hdr.put_u8((HEADER_LEN + 16) as u8);
+    hdr.put_u8(0);
+    hdr.put_u32(got as u32);
+    hdr.put_u32(0);
+    hdr.put_u32(0);
+    b[super::RESERVED..DATA_AT].copy_from_slice(&hdr);
+    if got == 0 {
+        b.push(0);
     }
-    Ok(Outcome::Done(status::SUCCESS, b))
+    Ok(Outcome::Reserved(status::SUCCESS, b))
 }

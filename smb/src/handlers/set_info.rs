@@ -226,7 +226,11 @@ fn rename(srv: &Server, st: &mut ConnState, v: u64, buf: &Reader) -> Result<Outc
     if o.granted & access::DELETE == 0 {
         return Err(status::ACCESS_DENIED);
     }
-    if o.path.stream.is_some() || name.starts_with(':') {
+    if let Some(old) = o.path.stream.clone() {
+        return rename_stream(st, v, &old, &name, replace);
+    }
+    if name.starts_with(':') {
+        // Turning the unnamed data stream into a named one is not supported.
         return Err(status::NOT_SUPPORTED);
     }
     let target = vfs::parse_name(name.trim_start_matches('\\'))?;
@@ -236,6 +240,32 @@ fn rename(srv: &Server, st: &mut ConnState, v: u64, buf: &Reader) -> Result<Outc
     let from = o.path.clone();
     if target == from {
         return Ok(done());
+    }
+    {
+        let files = srv.files();
+        // Renaming is a delete of the old name: every other handle of the file must
+        // share delete (MS-FSA 2.1.5.14.11).
+        if let Some(fs) = files.get(&o.file) {
+            if fs
+                .handles
+                .iter()
+                .any(|h| h.0 != o.volatile && h.1 & 0x4 == 0)
+            {
+                return Err(status::SHARING_VIOLATION);
+            }
+        }
+        // A directory with open files below it cannot be renamed (Windows returns
+        // ACCESS_DENIED).
+        if o.is_dir {
+            let n = from.parts.len();
+            let busy = files
+                .values()
+                .flat_map(|f| f.handles.iter())
+                .any(|h| h.0 != o.volatile && h.2.len() > n && h.2[..n] == from.parts[..]);
+            if busy {
+                return Err(status::ACCESS_DENIED);
+            }
+        }
     }
     // Replacing a file someone has open is refused, as on Windows (MS-FSA 2.1.5.14.11).
     if let Ok(t) = srv
@@ -277,5 +307,46 @@ fn rename(srv: &Server, st: &mut ConnState, v: u64, buf: &Reader) -> Result<Outc
     }
     notify::publish(srv, Change::renamed_old(&from));
     notify::publish(srv, Change::renamed_new(&target));
+    Ok(done())
+}
+
+/// A stream handle renamed to ":new[:$DATA]" (MS-FSCC 2.4.37: the new name of a stream
+/// starts with a colon): the xattr moves to the new name on the same file.
+fn rename_stream(
+    st: &mut ConnState,
+    v: u64,
+    old: &str,
+    name: &str,
+    replace: bool,
+) -> Result<Outcome, u32> {
+    let Some(new) = name.strip_prefix(':') else {
+        return Err(status::INVALID_PARAMETER);
+    };
+    let new = match new.rsplit_once(':') {
+        Some((s, ty)) if ty.eq_ignore_ascii_case("$DATA") => s,
+        Some(_) => return Err(status::OBJECT_NAME_INVALID),
+        None => new,
+    };
+    if new.is_empty() {
+        return Err(status::NOT_SUPPORTED);
+    }
+    if new.contains(['/', '\\', ':']) {
+        return Err(status::OBJECT_NAME_INVALID);
+    }
+    let o = st.opens.get_mut(&v).ok_or(status::FILE_CLOSED)?;
+    let fd = o.handle.fd().ok_or(status::INVALID_HANDLE)?;
+    if new.eq_ignore_ascii_case(old) {
+        return Ok(done());
+    }
+    if streams::exists(fd, new) && !replace {
+        return Err(status::OBJECT_NAME_COLLISION);
+    }
+    let data = streams::read(fd, old).map_err(io)?;
+    streams::write_all(fd, new, &data).map_err(io)?;
+    streams::remove(fd, old).map_err(io)?;
+    o.path.stream = Some(new.to_string());
+    if let Handle::Stream { name, .. } = &mut o.handle {
+        *name = new.to_string();
+    }
     Ok(done())
 }
