@@ -3,4 +3,5 @@
 
 pub mod control;
 pub mod daemon;
+pub mod invalidation;
 pub mod metrics;

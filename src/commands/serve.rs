@@ -35,9 +35,10 @@ pub struct ServeArgs {
     pub read_only: bool,
     #[command(flatten)]
     pub daemon: leasefs::daemon::DaemonArgs,
-    /// Seconds the kernel may cache names and attributes on the --mount. Short by
-    /// default here because SMB changes do not yet invalidate the mount's caches.
-    #[arg(long, default_value_t = 1.0)]
+    /// Seconds the kernel may cache names and attributes on the --mount. Changes made
+    /// through SMB invalidate them at once; changes made directly in the backing
+    /// directory show after this long.
+    #[arg(long, default_value_t = 30.0)]
     pub attr_timeout: f64,
     /// Seconds of silence after which an SMB connection is closed.
     #[arg(long, default_value_t = 900.0)]
@@ -88,6 +89,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     cfg.idle_timeout = secs("idle-timeout", args.idle_timeout)?;
     let server = leasefs_smb::Server::new(cfg, mgr.clone())
         .with_context(|| format!("opening {}", args.backing.display()))?;
+    let _invalidation = match mount.as_ref().and_then(|h| h.invalidator()) {
+        Some(inval) => Some(leasefs::invalidation::spawn(
+            server.events.subscribe(),
+            inval,
+            args.backing.clone(),
+        )?),
+        None => None,
+    };
     let running = server
         .start(args.smb_listen)
         .with_context(|| format!("listening on {}", args.smb_listen))?;
