@@ -183,27 +183,11 @@ impl State {
         owner: LockOwner,
         out: &mut Outbox,
     ) {
-        let Some(f) = self.files.get_mut(&file) else {
-            return;
-        };
-        let removed = f.locks.remove_where(|h| h.owner == owner);
-        let mut cancelled = Vec::new();
-        f.pending.retain(|p| {
-            if p.req.owner == owner && matches!(owner, LockOwner::Open(_)) {
-                cancelled.push((p.id, p.slot.clone()));
-                false
-            } else {
-                true
-            }
-        });
-        for (id, slot) in cancelled {
-            self.lock_waits.remove(&id);
-            out.lock_wakes.push((slot, Err(LockError::Cancelled)));
-        }
-        if removed {
-            self.locks_changed(sh, file, out);
-        }
-        self.gc_file(file);
+        // POSIX (MS-FSA has no equivalent): a close drops the owner's locks but a blocked
+        // F_SETLKW of the same owner in another thread keeps waiting; an SMB handle's
+        // queued requests go with it.
+        let cancel_pending = matches!(owner, LockOwner::Open(_));
+        self.release_locks_where(sh, file, |o| *o == owner, cancel_pending, out);
     }
 
     /// A disconnected front-end owner: every POSIX lock owner under it goes, queued
@@ -215,14 +199,27 @@ impl State {
         owner: OwnerId,
         out: &mut Outbox,
     ) {
+        let mine = |o: &LockOwner| matches!(o, LockOwner::Posix { owner: x, .. } if *x == owner);
+        self.release_locks_where(sh, file, mine, true, out);
+    }
+
+    /// Drops the held locks whose owner `mine` selects (and, with `cancel_pending`, their
+    /// queued requests), then lets queued requests of others through.
+    fn release_locks_where(
+        &mut self,
+        sh: &Shared,
+        file: FileId,
+        mine: impl Fn(&LockOwner) -> bool,
+        cancel_pending: bool,
+        out: &mut Outbox,
+    ) {
         let Some(f) = self.files.get_mut(&file) else {
             return;
         };
-        let mine = |o: &LockOwner| matches!(o, LockOwner::Posix { owner: x, .. } if *x == owner);
         let removed = f.locks.remove_where(|h| mine(&h.owner));
         let mut cancelled = Vec::new();
         f.pending.retain(|p| {
-            if mine(&p.req.owner) {
+            if cancel_pending && mine(&p.req.owner) {
                 cancelled.push((p.id, p.slot.clone()));
                 false
             } else {
