@@ -45,9 +45,10 @@ impl ServerConfig {
 pub struct FileState {
     pub delete_pending: bool,
     pub opens: usize,
-    /// SMB handles of this file: (handle id, ShareAccess, path parts when opened).
-    /// Used where MS-FSA checks other opens directly (rename, 2.1.5.14.11).
-    pub handles: Vec<(u64, u8, Vec<String>)>,
+    /// SMB handles of this file: (handle id, ShareAccess, path parts when opened,
+    /// granted access). Used where MS-FSA checks other opens directly (rename,
+    /// 2.1.5.14.11).
+    pub handles: Vec<(u64, u8, Vec<String>, u32)>,
 }
 
 pub struct Server {

@@ -87,8 +87,12 @@ fn file_id_of(fd: &OwnedFd) -> Result<FileId, u32> {
 
 pub fn handle(srv: &Arc<Server>, st: &mut ConnState, req: &Req) -> Result<Outcome, u32> {
     let creq = CreateRequest::parse(req.body).map_err(super::wire_err)?;
-    st.leases.reset();
+    st.leases.reset(req);
     let mut r = open(srv, st, req, &creq);
+    // Issue 5: waiting for another holder's break goes async (STATUS_PENDING).
+    if let Some(o) = crate::leasing::pending::outcome(st, req, &r) {
+        return Ok(o);
+    }
     if r.as_ref().err() == Some(&status::OBJECT_NAME_COLLISION) && creq.disposition != DISP_CREATE {
         // Another client created the name between our lookup and our create: for
         // the open-or-create dispositions that is an existing file, so look again.
@@ -513,8 +517,12 @@ fn finish(
         let mut files = srv.files();
         let e = files.entry(file).or_default();
         e.opens += 1;
-        e.handles
-            .push((v, (creq.share_access & 7) as u8, path.parts.clone()));
+        e.handles.push((
+            v,
+            (creq.share_access & 7) as u8,
+            path.parts.clone(),
+            granted,
+        ));
     }
     // Issue 5: granted oplock level / lease context, and the break route.
     let (oplock_level, lease_ctx, leasing) = crate::leasing::finish_create(

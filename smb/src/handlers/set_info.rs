@@ -241,6 +241,34 @@ fn rename(srv: &Server, st: &mut ConnState, v: u64, buf: &Reader) -> Result<Outc
     if target == from {
         return Ok(done());
     }
+    let parent_id = |p: &vfs::SmbPath| {
+        srv.root
+            .parent_dir(p)
+            .ok()
+            .and_then(|d| vfs::fstat(d.as_raw_fd()).ok())
+            .map(|s| FileId::new(s.st_dev, s.st_ino))
+    };
+    // The rename opens the parent directory with DELETE access and without sharing
+    // delete, so an open of the parent that holds DELETE access or does not share
+    // delete makes it a sharing violation (as on Windows; smbtorture smb2.rename).
+    if let Some(pid) = parent_id(&from) {
+        let files = srv.files();
+        if let Some(fs) = files.get(&pid) {
+            // Attribute-only opens take no part in share modes (MS-FSA 2.1.5.1.2).
+            let data = access::READ_DATA
+                | access::EXECUTE
+                | access::WRITE_DATA
+                | access::APPEND_DATA
+                | access::DELETE;
+            if fs
+                .handles
+                .iter()
+                .any(|h| h.3 & data != 0 && (h.3 & access::DELETE != 0 || h.1 & 0x4 == 0))
+            {
+                return Err(status::SHARING_VIOLATION);
+            }
+        }
+    }
     {
         let files = srv.files();
         // Renaming is a delete of the old name: every other handle of the file must
@@ -286,13 +314,6 @@ fn rename(srv: &Server, st: &mut ConnState, v: u64, buf: &Reader) -> Result<Outc
             }
         }
     }
-    let parent_id = |p: &vfs::SmbPath| {
-        srv.root
-            .parent_dir(p)
-            .ok()
-            .and_then(|d| vfs::fstat(d.as_raw_fd()).ok())
-            .map(|s| FileId::new(s.st_dev, s.st_ino))
-    };
     srv.hub
         .before_rename(o.file, parent_id(&from), parent_id(&target), o.owner);
     srv.root.rename(&from, &target, replace).map_err(io)?;
