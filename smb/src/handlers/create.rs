@@ -88,6 +88,11 @@ fn file_id_of(fd: &OwnedFd) -> Result<FileId, u32> {
 pub fn handle(srv: &Arc<Server>, st: &mut ConnState, req: &Req) -> Result<Outcome, u32> {
     let creq = CreateRequest::parse(req.body).map_err(super::wire_err)?;
     st.leases.reset(req);
+    tracing::trace!(
+        name = %creq.name,
+        contexts = ?creq.contexts.iter().map(|c| String::from_utf8_lossy(&c.name).to_string()).collect::<Vec<_>>(),
+        "CREATE"
+    );
     let mut r = open(srv, st, req, &creq);
     // Issue 5: waiting for another holder's break goes async (STATUS_PENDING).
     if let Some(o) = crate::leasing::pending::outcome(st, req, &r) {

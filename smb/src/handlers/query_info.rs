@@ -32,6 +32,7 @@ pub fn handle(srv: &Arc<Server>, st: &mut ConnState, req: &Req) -> Result<Outcom
     let cls = r.u8(3).map_err(super::wire_err)?;
     let max = r.u32(4).map_err(super::wire_err)? as usize;
     let additional = r.u32(16).map_err(super::wire_err)?;
+    tracing::trace!(info_type, cls, max, additional, "QUERY_INFO");
     let dialect = st.dialect;
     let o = super::open_mut(st, req, 24)?;
     let (data, variable) = match info_type {

@@ -23,6 +23,7 @@ pub fn handle(srv: &Arc<Server>, st: &mut ConnState, req: &Req) -> Result<Outcom
     let cls = r.u8(3).map_err(super::wire_err)?;
     let len = r.u32(4).map_err(super::wire_err)? as usize;
     let off = r.u16(8).map_err(super::wire_err)? as usize;
+    tracing::trace!(info_type, cls, len, "SET_INFO");
     let buf = Reader::new(r.header_relative(off, len).map_err(super::wire_err)?);
     let read_only = st.tree(req.hdr.session_id, req.hdr.tree_id)?.read_only;
     let v = super::open_mut(st, req, 16)?.volatile;
