@@ -64,21 +64,7 @@ async fn read_loop(
     tx: &mpsc::Sender<Vec<u8>>,
 ) -> Result<(), ConnError> {
     let mut buf = Vec::new();
-    let mut retries = st.leases.pending.take_queue();
     loop {
-        // Issue 5: a CREATE whose break wait ended runs again between frames
-        // (leasing::pending). `readable` is cancel-safe; the reads below are not.
-        tokio::select! {
-            job = crate::leasing::pending::next_retry(&mut retries) => {
-                if let Some(job) = job {
-                    tokio::task::block_in_place(|| crate::leasing::pending::run(srv, st, job));
-                }
-                continue;
-            }
-            r = tokio::time::timeout(srv.cfg.idle_timeout, rd.readable()) => {
-                r.map_err(|_| ConnError::Idle)??;
-            }
-        }
         let mut nb = [0u8; 4];
         match tokio::time::timeout(srv.cfg.idle_timeout, rd.read_exact(&mut nb)).await {
             Err(_) => return Err(ConnError::Idle),
