@@ -242,9 +242,12 @@ pub struct Lease {
     pub reason: Option<BreakReason>,
 }
 
-/// The state to grant: the union with what the lease holds already (an open can never
-/// downgrade a lease, MS-SMB2 3.3.5.9.8), limited by what other opens allow and made
-/// valid for the file type.
+/// The state to grant, limited by what other opens allow and made valid for the file
+/// type. An open never downgrades a lease, and a request that is not a superset of the
+/// held state leaves the lease unchanged (MS-SMB2 3.3.5.9.8: the lease is upgraded only
+/// when the requested state contains the current one; smbtorture smb2.lease.upgrade2
+/// checks Windows does this: RH + RW stays RH, RW + RH stays RW). DESIGN.md said union;
+/// we follow the spec and Windows.
 pub fn grant_state(
     requested: LeaseState,
     held: LeaseState,
@@ -255,7 +258,10 @@ pub fn grant_state(
         // Invalid combinations (H or W without R) are granted None unless held already.
         return held;
     }
-    let want = requested.union(held);
+    if !requested.contains(held) {
+        return held;
+    }
+    let want = requested;
     let mut s = want.intersect(allowed.union(held));
     if is_dir {
         s = s.without(LeaseState::W);

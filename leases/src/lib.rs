@@ -29,8 +29,8 @@ pub use lease::{
     BreakNotice, BreakReason, LeaseGrant, LeaseRequest, LeaseState, LeaseVersion, OplockLevel,
 };
 pub use manager::{
-    BreakOutcome, BreakSink, LockManager, LockOutcome, LockRequest, ManagerConfig, OpenGrant,
-    OpenOutcome, OpenRequest, Reclaim, ReclaimError, Requester, StateView, Stats,
+    oplock_key, BreakOutcome, BreakSink, LockManager, LockOutcome, LockRequest, ManagerConfig,
+    OpenGrant, OpenOutcome, OpenRequest, Reclaim, ReclaimError, Requester, StateView, Stats,
     DEFAULT_BREAK_TIMEOUT, DEFAULT_GRACE_PERIOD,
 };
 pub use range::{ByteRange, RangeError};

@@ -9,11 +9,10 @@ const ALL_REQUESTS: [&str; 8] = ["none", "R", "H", "RH", "W", "RW", "WH", "RWH"]
 
 /// MS-SMB2 3.3.5.9.8 (lease request handling) with DESIGN.md "Lease semantics":
 /// - valid file states are None, R, RH, RW, RWH; H or W without R is granted None;
-/// - a request that is not a superset of the held state is treated as the union, so an
-///   open never downgrades a lease (DESIGN.md). NOTE: smbtorture's smb2.lease.upgrade2
-///   (Windows behaviour) expects a non-superset request to leave the lease unchanged:
-///   RH + RW stays RH and RW + RH stays RW, where the union gives RWH. The two cells
-///   marked `*` follow DESIGN.md; flip them if DESIGN.md changes.
+/// - a request that is not a superset of the held state leaves the lease unchanged, so
+///   an open never downgrades a lease (MS-SMB2 3.3.5.9.8, Windows as smbtorture's
+///   smb2.lease.upgrade2 checks): RH + RW stays RH and RW + RH stays RW. DESIGN.md's
+///   union rule (which gave RWH in the two cells marked `*`) was changed to this.
 ///
 /// Rows: held state (granted to a first open of the key) x requested state (second open
 /// of the same key) -> the lease state after the second open.
@@ -22,8 +21,8 @@ const HELD_X_REQUESTED: &[(&str, [&str; 8])] = &[
     //            none   R      H      RH     W      RW     WH     RWH
     ("none", ["none", "R",   "none", "RH",  "none", "RW",  "none", "RWH"]),
     ("R",    ["R",    "R",   "R",    "RH",  "R",    "RW",  "R",    "RWH"]),
-    ("RH",   ["RH",   "RH",  "RH",   "RH",  "RH",   "RWH", "RH",   "RWH"]), // * RW
-    ("RW",   ["RW",   "RW",  "RW",   "RWH", "RW",   "RW",  "RW",   "RWH"]), // * RH
+    ("RH",   ["RH",   "RH",  "RH",   "RH",  "RH",   "RH",  "RH",   "RWH"]), // * RW
+    ("RW",   ["RW",   "RW",  "RW",   "RW",  "RW",   "RW",  "RW",   "RWH"]), // * RH
     ("RWH",  ["RWH",  "RWH", "RWH",  "RWH", "RWH",  "RWH", "RWH",  "RWH"]),
 ];
 

@@ -64,7 +64,23 @@ async fn read_loop(
     tx: &mpsc::Sender<Vec<u8>>,
 ) -> Result<(), ConnError> {
     let mut buf = Vec::new();
+    let mut retries = st.leases.pending.take_queue();
     loop {
+        // Issue 5: a CREATE whose break wait ended runs again between frames
+        // (leasing::pending). `peek` is cancel-safe (it consumes nothing; `readable`
+        // stays set after a read_exact and would not wait); the reads below are not.
+        let mut first = [0u8; 1];
+        tokio::select! {
+            job = crate::leasing::pending::next_retry(&mut retries) => {
+                if let Some(job) = job {
+                    tokio::task::block_in_place(|| crate::leasing::pending::run(srv, st, job));
+                }
+                continue;
+            }
+            r = tokio::time::timeout(srv.cfg.idle_timeout, rd.peek(&mut first)) => {
+                r.map_err(|_| ConnError::Idle)??;
+            }
+        }
         let mut nb = [0u8; 4];
         match tokio::time::timeout(srv.cfg.idle_timeout, rd.read_exact(&mut nb)).await {
             Err(_) => return Err(ConnError::Idle),

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod conn;
 pub mod crypto;
 pub mod handlers;
+pub mod leasing;
 pub mod locking;
 pub mod notify;
 pub mod server;

@@ -42,7 +42,7 @@ pub struct LockHub {
     mgr: Arc<LockManager>,
 }
 
-fn lock_status(e: LockError) -> u32 {
+pub(crate) fn lock_status(e: LockError) -> u32 {
     match e {
         LockError::SharingViolation => status::SHARING_VIOLATION,
         LockError::LeaseKeyOnOtherFile => status::INVALID_PARAMETER,

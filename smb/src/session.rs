@@ -101,6 +101,8 @@ pub struct Open {
     /// Change events for this directory handle, subscribed at its first
     /// CHANGE_NOTIFY so changes between two requests are kept (MS-SMB2 3.3.5.19).
     pub notify: Option<crate::handlers::notify::Watch>,
+    /// This handle's share of its lease's or oplock's break route (issue 5).
+    pub leasing: Option<crate::leasing::Held>,
 }
 
 /// Keys and flags needed to sign/encrypt one response, copied so async completions
@@ -152,6 +154,8 @@ pub struct ConnState {
     pub reply_session_id: Option<u64>,
     /// TreeId to put in the response being built (a new TREE_CONNECT).
     pub reply_tree_id: Option<u32>,
+    /// Break delivery and lease bookkeeping of this connection (issue 5).
+    pub leases: crate::leasing::ConnLeases,
     next_async: u64,
 }
 
@@ -159,6 +163,7 @@ impl ConnState {
     pub fn new(id: u64, tx: mpsc::Sender<Vec<u8>>, pending: PendingMap) -> Self {
         ConnState {
             id,
+            leases: crate::leasing::ConnLeases::new(tx.clone()),
             tx,
             pending,
             dialect: None,

@@ -12,6 +12,7 @@ mod opens;
 mod recovery;
 mod view;
 
+pub use opens::oplock_key;
 pub use recovery::{Reclaim, ReclaimError};
 pub use view::{LeaseView, LockView, OpenView, StateView};
 

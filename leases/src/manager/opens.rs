@@ -25,8 +25,9 @@ pub(crate) fn share_conflict(existing: &OpenRequest, new: &OpenRequest) -> bool 
     denies(new, existing) || denies(existing, new)
 }
 
-/// The private lease key of a traditional oplock: one per open.
-pub(crate) fn oplock_key(open: OpenId) -> LeaseKey {
+/// The private lease key of a traditional oplock: one per open. Public so a front end
+/// can route an oplock's break notice back to its handle.
+pub fn oplock_key(open: OpenId) -> LeaseKey {
     let mut k = [0u8; 16];
     k[..8].copy_from_slice(b"oplock\0\0");
     k[8..].copy_from_slice(&open.0.to_be_bytes());
@@ -187,6 +188,17 @@ impl State {
                 } else if !e.lease.state.is_none() {
                     allowed = allowed.without(LeaseState::W);
                 }
+                // MS-FSA 2.1.5.17.2: Level II oplocks and handle-caching leases do not
+                // coexist. Beside an oplock a lease gets no H; beside a lease holding H
+                // an oplock request gets nothing (smbtorture smb2.lease.oplock checks
+                // Windows does both).
+                let asking_oplock = req.lease.is_some_and(|l| l.oplock);
+                if e.lease.oplock && !e.lease.state.is_none() {
+                    allowed = allowed.without(LeaseState::H);
+                }
+                if asking_oplock && e.lease.state.has(LeaseState::H) {
+                    allowed = LeaseState::NONE;
+                }
             }
         }
         allowed
@@ -208,7 +220,7 @@ impl State {
             let key = if lr.oplock { oplock_key(id) } else { lr.key };
             let lid = (lr.client, key);
             let allowed = self.allowed_for_new_lease(req, Some(lid));
-            let entry = self.leases.entry(lid).or_insert_with(|| LeaseEntry {
+            self.leases.entry(lid).or_insert_with(|| LeaseEntry {
                 lease: Lease {
                     client: lr.client,
                     key,
@@ -230,6 +242,17 @@ impl State {
                 opens: Vec::new(),
                 waiters: Vec::new(),
             });
+            // MS-FSA 2.1.5.17.2: an existing lease is not upgraded while another key
+            // caches anything on the file (smbtorture smb2.lease.break: after a break
+            // the holder's request for RWH leaves it at the broken-to state).
+            let others_cache = self.files.get(&req.file).is_some_and(|f| {
+                f.leases.iter().any(|o| {
+                    *o != lid && self.leases.get(o).is_some_and(|e| !e.lease.state.is_none())
+                })
+            });
+            let Some(entry) = self.leases.get_mut(&lid) else {
+                unreachable!("the lease entry was inserted above")
+            };
             let l = &mut entry.lease;
             let is_new = entry.opens.is_empty();
             // No upgrade while a break is in flight: the client learns of the break through
@@ -237,6 +260,8 @@ impl State {
             if !l.breaking {
                 let granted = if reclaim {
                     lr.state.normalize(req.is_dir)
+                } else if !is_new && others_cache {
+                    l.state
                 } else {
                     grant_state(lr.state, l.state, allowed, req.is_dir)
                 };

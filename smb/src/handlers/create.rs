@@ -87,12 +87,17 @@ fn file_id_of(fd: &OwnedFd) -> Result<FileId, u32> {
 
 pub fn handle(srv: &Arc<Server>, st: &mut ConnState, req: &Req) -> Result<Outcome, u32> {
     let creq = CreateRequest::parse(req.body).map_err(super::wire_err)?;
+    st.leases.reset(req);
     tracing::trace!(
         name = %creq.name,
         contexts = ?creq.contexts.iter().map(|c| String::from_utf8_lossy(&c.name).to_string()).collect::<Vec<_>>(),
         "CREATE"
     );
     let mut r = open(srv, st, req, &creq);
+    // Issue 5: waiting for another holder's break goes async (STATUS_PENDING).
+    if let Some(o) = crate::leasing::pending::outcome(st, req, &r) {
+        return Ok(o);
+    }
     if r.as_ref().err() == Some(&status::OBJECT_NAME_COLLISION) && creq.disposition != DISP_CREATE {
         // Another client created the name between our lookup and our create: for
         // the open-or-create dispositions that is an existing file, so look again.
@@ -301,7 +306,8 @@ fn open(
         overwrite: truncate,
         is_dir,
     };
-    let lock_open = match srv.hub.open(&params) {
+    let ask = crate::leasing::ask(st, creq)?;
+    let lock_open = match crate::leasing::open(srv, st, &params, &ask) {
         Ok(id) => id,
         Err(s) => {
             if action == ACTION_CREATED {
@@ -424,7 +430,8 @@ fn create_stream(
         overwrite: truncate,
         is_dir: false,
     };
-    let lock_open = srv.hub.open(&params)?;
+    let ask = crate::leasing::ask(st, creq)?;
+    let lock_open = crate::leasing::open(srv, st, &params, &ask)?;
     let res = if action == ACTION_CREATED || truncate {
         streams::write_all(base.as_raw_fd(), &sname, &[])
     } else {
@@ -522,6 +529,15 @@ fn finish(
             granted,
         ));
     }
+    // Issue 5: granted oplock level / lease context, and the break route.
+    let (oplock_level, lease_ctx, leasing) = crate::leasing::finish_create(
+        st,
+        req.hdr.session_id,
+        req.hdr.tree_id,
+        req.encrypted,
+        (v, v),
+    );
+    contexts.extend(lease_ctx);
     let open = Open {
         persistent: v,
         volatile: v,
@@ -540,11 +556,12 @@ fn finish(
         listing: None,
         closed: tokio::sync::watch::channel(false).0,
         notify: None,
+        leasing,
     };
     st.opens.insert(v, open);
     st.compound_fid = Some((v, v));
     let resp = CreateResponse {
-        oplock_level: 0,
+        oplock_level,
         action,
         times: meta.times(),
         allocation: meta.allocation,

@@ -8,6 +8,7 @@ pub mod ioctl;
 pub mod lock;
 pub mod negotiate;
 pub mod notify;
+pub mod oplock_break;
 pub mod query_dir;
 pub mod query_info;
 pub mod read;
@@ -104,9 +105,7 @@ pub fn dispatch(srv: &Arc<Server>, st: &mut ConnState, req: &Req) -> Outcome {
                 cmd::CHANGE_NOTIFY => notify::handle(srv, st, req),
                 cmd::QUERY_INFO => query_info::handle(srv, st, req),
                 cmd::SET_INFO => set_info::handle(srv, st, req),
-                // Leases/oplocks over SMB are issue 5: we never grant one, so an
-                // acknowledgment can only be for a break we did not send.
-                cmd::OPLOCK_BREAK => Err(status::INVALID_OPLOCK_PROTOCOL),
+                cmd::OPLOCK_BREAK => oplock_break::handle(srv, st, req),
                 _ => Err(status::INVALID_PARAMETER),
             }
         }

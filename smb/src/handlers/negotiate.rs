@@ -25,7 +25,8 @@ fn base_response(srv: &Server, dialect: u16) -> NegotiateResponse {
         security_mode: SIGNING_ENABLED,
         dialect,
         server_guid: srv.guid,
-        capabilities: if big { CAP_LARGE_MTU } else { 0 },
+        // 3.3.5.4: leasing from SMB 2.1 on (issue 5).
+        capabilities: if big { CAP_LARGE_MTU | CAP_LEASING } else { 0 },
         max_transact: max,
         max_read: max,
         max_write: max,

@@ -1,0 +1,231 @@
+//! Break delivery: one sink per connection (the lock manager's owner), registered
+//! before the first lease or oplock of the connection is granted (DESIGN.md: a break
+//! that fires at once must have somewhere to go).
+//!
+//! The manager calls `deliver` with none of its locks held, from whatever thread
+//! caused the break (another connection's task, the FUSE thread, the deadline thread),
+//! so delivery only encodes the notification and queues it on the connection's writer.
+
+use crate::session::SecSnapshot;
+use crate::wire::{self, cmd, Header, Put};
+use leasefs_leases::{BreakNotice, BreakSink, LeaseKey, OplockLevel};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use tokio::sync::mpsc;
+
+/// Where the notification for one lease key (or oplock's private key) goes.
+#[derive(Clone)]
+pub struct Route {
+    pub session_id: u64,
+    pub tree_id: u32,
+    /// The handle of an oplock (2.2.23.1 carries the FileId); unused for leases.
+    pub file_id: (u64, u64),
+    /// Keys to encrypt with when the session requires it (3.3.4.1.4).
+    pub sec: SecSnapshot,
+    /// V2 leases: what the client's first epoch adds to the manager's count, so the
+    /// epochs we send follow on from the one the client chose (3.3.5.9.11).
+    pub epoch_base: u16,
+    pub v2: bool,
+}
+
+#[derive(Default)]
+struct Routes {
+    /// Route and the number of this connection's handles that use it.
+    by_key: HashMap<LeaseKey, (Route, usize)>,
+    /// Notices that fired between the grant and the CREATE response that tells us the
+    /// handle; sent once the route is known.
+    unrouted: Vec<BreakNotice>,
+}
+
+pub struct ConnLeasing {
+    tx: mpsc::Sender<Vec<u8>>,
+    routes: Mutex<Routes>,
+    registered: std::sync::atomic::AtomicBool,
+}
+
+const MAX_UNROUTED: usize = 1024;
+
+/// MS-SMB2 2.2.23.2 Flags: the client must acknowledge this lease break.
+const NOTIFY_BREAK_LEASE_FLAG_ACK_REQUIRED: u32 = 0x01;
+
+impl ConnLeasing {
+    pub fn new(tx: mpsc::Sender<Vec<u8>>) -> Self {
+        ConnLeasing {
+            tx,
+            routes: Mutex::new(Routes::default()),
+            registered: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// True the first time: the caller then registers this sink with the manager.
+    pub fn needs_registration(&self) -> bool {
+        !self
+            .registered
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn routes(&self) -> std::sync::MutexGuard<'_, Routes> {
+        self.routes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn route(&self, key: &LeaseKey) -> Option<Route> {
+        self.routes().by_key.get(key).map(|(r, _)| r.clone())
+    }
+
+    /// Records where breaks of `key` go and sends any that were waiting for it.
+    pub fn set_route(&self, key: LeaseKey, route: Route) {
+        let ready: Vec<BreakNotice> = {
+            let mut r = self.routes();
+            let e = r.by_key.entry(key).or_insert((route.clone(), 0));
+            e.0 = route;
+            e.1 += 1;
+            let (ready, keep) = std::mem::take(&mut r.unrouted)
+                .into_iter()
+                .partition(|n| n.key == key);
+            r.unrouted = keep;
+            ready
+        };
+        for n in ready {
+            self.deliver(n);
+        }
+    }
+
+    /// A handle using `key` closed; the route goes with the last one.
+    pub fn release_route(&self, key: &LeaseKey) {
+        let mut r = self.routes();
+        if let Some(e) = r.by_key.get_mut(key) {
+            e.1 = e.1.saturating_sub(1);
+            if e.1 == 0 {
+                r.by_key.remove(key);
+            }
+        }
+    }
+
+    fn send(&self, msg: Vec<u8>) {
+        let mut framed = Vec::with_capacity(msg.len() + 4);
+        framed.extend_from_slice(&(msg.len() as u32).to_be_bytes());
+        framed.extend_from_slice(&msg);
+        match self.tx.try_send(framed) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(f)) => {
+                // A busy writer must not make the manager's caller block (it may be a
+                // runtime thread): hand the frame to a thread that may.
+                let tx = self.tx.clone();
+                std::thread::spawn(move || {
+                    let _ = tx.blocking_send(f);
+                });
+            }
+            // The connection is gone; its teardown releases the lease (owner_gone).
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+}
+
+/// An unsolicited message (3.3.4.6/3.3.4.7): MessageId all ones, no credits.
+fn break_header(session_id: u64, tree_id: u32) -> Header {
+    Header {
+        credit_charge: 0,
+        status: 0,
+        command: cmd::OPLOCK_BREAK,
+        credits: 0,
+        flags: wire::FLAGS_SERVER_TO_REDIR,
+        next_command: 0,
+        message_id: u64::MAX,
+        tree_id,
+        async_id: 0,
+        session_id,
+        signature: [0; 16],
+    }
+}
+
+/// Break notifications are never signed (they are not responses to a signed request
+/// and a lease break names no session, 3.3.4.7); they are encrypted when the session
+/// that owns the handle requires encryption (3.3.4.1.4).
+fn seal(sec: &SecSnapshot, msg: Vec<u8>) -> Vec<u8> {
+    let mut s = sec.clone();
+    s.signing_required = false;
+    crate::conn::finish(&s, msg)
+}
+
+pub fn lease_break_message(n: &BreakNotice, route: &Route) -> Vec<u8> {
+    let encrypt = route.sec.encrypt.is_some();
+    // 3.3.4.7: SessionId 0 on a lease break; an encrypted one names the session whose
+    // keys sealed it.
+    let sid = if encrypt { route.session_id } else { 0 };
+    let mut msg = Vec::with_capacity(64 + 44);
+    break_header(sid, 0).write(&mut msg);
+    msg.put_u16(44);
+    // NewEpoch: V2 leases only (2.2.23.2).
+    msg.put_u16(if route.v2 {
+        n.epoch.wrapping_add(route.epoch_base)
+    } else {
+        0
+    });
+    msg.put_u32(if n.ack_required {
+        NOTIFY_BREAK_LEASE_FLAG_ACK_REQUIRED
+    } else {
+        0
+    });
+    msg.extend_from_slice(&n.key.0);
+    msg.put_u32(n.from.0 as u32);
+    msg.put_u32(n.to.0 as u32);
+    msg.put_u32(0); // BreakReason
+    msg.put_u32(0); // AccessMaskHint
+    msg.put_u32(0); // ShareMaskHint
+    msg
+}
+
+pub fn oplock_wire_level(l: OplockLevel) -> u8 {
+    use super::context::level;
+    match l {
+        OplockLevel::None => level::NONE,
+        OplockLevel::LevelII => level::II,
+        OplockLevel::Exclusive => level::EXCLUSIVE,
+        OplockLevel::Batch => level::BATCH,
+    }
+}
+
+pub fn oplock_break_message(n: &BreakNotice, route: &Route) -> Vec<u8> {
+    let mut msg = Vec::with_capacity(64 + 24);
+    break_header(route.session_id, route.tree_id).write(&mut msg);
+    msg.put_u16(24);
+    msg.put_u8(oplock_wire_level(OplockLevel::from_lease_state(n.to)));
+    msg.put_u8(0);
+    msg.put_u32(0);
+    msg.put_u64(route.file_id.0);
+    msg.put_u64(route.file_id.1);
+    msg
+}
+
+impl BreakSink for ConnLeasing {
+    fn deliver(&self, notice: BreakNotice) {
+        let route = {
+            let mut r = self.routes();
+            match r.by_key.get(&notice.key) {
+                Some((route, _)) => route.clone(),
+                None => {
+                    // Bounded: a notice for a lease whose handles all closed meanwhile
+                    // has nobody left to tell.
+                    if r.unrouted.len() < MAX_UNROUTED {
+                        r.unrouted.push(notice);
+                    }
+                    return;
+                }
+            }
+        };
+        tracing::debug!(
+            key = %notice.key,
+            from = %notice.from,
+            to = %notice.to,
+            reason = %notice.reason,
+            oplock = notice.oplock,
+            "sending break"
+        );
+        let msg = if notice.oplock {
+            oplock_break_message(&notice, &route)
+        } else {
+            lease_break_message(&notice, &route)
+        };
+        self.send(seal(&route.sec, msg));
+    }
+}
