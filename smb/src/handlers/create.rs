@@ -12,7 +12,7 @@ use crate::server::Server;
 use crate::session::{ConnState, Handle, Open};
 use crate::vfs::{self, streams, SmbPath};
 use crate::wire::create::*;
-use crate::wire::info::{FileMeta, ATTR_READONLY};
+use crate::wire::info::{FileMeta, ATTR_ARCHIVE, ATTR_HIDDEN, ATTR_READONLY, ATTR_SYSTEM};
 use crate::wire::{status, Put};
 use leasefs_leases::{Access, FileId, ShareAccess};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -329,6 +329,14 @@ fn open(
             } else {
                 ACTION_OVERWRITTEN
             };
+        }
+    }
+    if action == ACTION_CREATED || truncate {
+        // MS-FSA 2.1.5.1.2.1: a new or overwritten file takes the requested DOS
+        // attributes; Linux has none, so they are kept in an xattr (vfs::keep_basic).
+        let a = creq.file_attributes & (ATTR_HIDDEN | ATTR_SYSTEM | ATTR_ARCHIVE);
+        if a != 0 {
+            let _ = vfs::keep_basic(f.as_raw_fd(), None, None, Some(a));
         }
     }
     let meta = vfs::meta_fd(f.as_raw_fd()).map_err(io_status)?;

@@ -71,7 +71,17 @@ fn build_listing(srv: &Server, o: &crate::session::Open, pattern: &str) -> Resul
             format!("{rel}/{name}")
         };
         // Entries that cannot be opened beneath the root (symlinks leaving it) are hidden.
-        match srv.root.open_beneath(&rel_name, libc::O_PATH, 0) {
+        // A readable descriptor (not O_PATH) so the kept DOS attributes and times in
+        // xattrs are reported too; O_PATH when the entry cannot be read.
+        let fd = srv
+            .root
+            .open_beneath(
+                &rel_name,
+                libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY,
+                0,
+            )
+            .or_else(|_| srv.root.open_beneath(&rel_name, libc::O_PATH, 0));
+        match fd {
             Ok(f) => {
                 if let Ok(m) = vfs::meta_fd(std::os::fd::AsRawFd::as_raw_fd(&f)) {
                     entries.push((name, m));

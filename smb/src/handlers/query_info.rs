@@ -35,6 +35,19 @@ pub fn handle(srv: &Arc<Server>, st: &mut ConnState, req: &Req) -> Result<Outcom
     tracing::trace!(info_type, cls, max, additional, "QUERY_INFO");
     let dialect = st.dialect;
     let o = super::open_mut(st, req, 24)?;
+    // MS-SMB2 3.3.5.20.1: reading attributes, EAs or the security descriptor needs the
+    // matching right on the handle.
+    use crate::wire::create::access;
+    let need = match (info_type, cls) {
+        (INFO_FILE, class::BASIC | class::ALL | class::NETWORK_OPEN | class::ATTRIBUTE_TAG) => {
+            access::READ_ATTRIBUTES
+        }
+        (INFO_SECURITY, _) if additional & 0x7 != 0 => access::READ_CONTROL,
+        _ => 0,
+    };
+    if need != 0 && o.granted & need == 0 {
+        return Err(status::ACCESS_DENIED);
+    }
     let (data, variable) = match info_type {
         INFO_FILE => {
             if cls == class::NORMALIZED_NAME && dialect != Some(crate::crypto::Dialect::Smb311) {
@@ -123,6 +136,11 @@ fn file_info(srv: &Server, o: &Open, cls: u8) -> Result<(Vec<u8>, bool), u32> {
         .map(|f| f.delete_pending)
         .unwrap_or(false)
         || o.delete_on_close;
+    let mut m = m;
+    if delete_pending && !m.is_dir {
+        // MS-FSA 2.1.5.11.27: a delete-pending file reports no remaining links.
+        m.nlink = m.nlink.saturating_sub(1);
+    }
     let mut v = Vec::new();
     let variable = match cls {
         class::BASIC => {

@@ -59,6 +59,10 @@ pub fn handle(srv: &Arc<Server>, st: &mut ConnState, req: &Req) -> Result<Outcom
         class::MODE => {
             short(4)?;
             let m = buf.u32(0).map_err(super::wire_err)?;
+            // MS-FSCC 2.4.26: only the five mode bits, and not both synchronous modes.
+            if m & !0x3E != 0 || m & 0x30 == 0x30 {
+                return Err(status::INVALID_PARAMETER);
+            }
             if let Some(o) = st.opens.get_mut(&v) {
                 o.mode = m;
             }
@@ -120,6 +124,22 @@ fn set_basic(st: &mut ConnState, v: u64, buf: &Reader) -> Result<Outcome, u32> {
     let (atime, mtime) = (t(8)?, t(16)?);
     if atime.is_some() || mtime.is_some() {
         vfs::set_times(fd, atime, mtime).map_err(io)?;
+    }
+    // CreationTime, ChangeTime and DOS attributes have no Linux equivalent; keep them
+    // beside the file (vfs::keep_basic).
+    let raw = |at: usize| -> Result<Option<u64>, u32> {
+        let x = buf.u64(at).map_err(super::wire_err)?;
+        Ok((x != 0 && x < u64::MAX - 1).then_some(x))
+    };
+    let (creation, change) = (raw(0)?, raw(24)?);
+    let new_attrs = buf.u32(32).map_err(super::wire_err)?;
+    let kept_attrs =
+        (new_attrs != 0).then_some(new_attrs & (ATTR_HIDDEN | ATTR_SYSTEM | ATTR_ARCHIVE));
+    if creation.is_some() || change.is_some() || kept_attrs.is_some() {
+        if let Err(e) = vfs::keep_basic(fd, creation, change, kept_attrs) {
+            // Filesystems without user xattrs simply do not keep them.
+            tracing::debug!("keeping basic information: {e}");
+        }
     }
     let attrs = buf.u32(32).map_err(super::wire_err)?;
     if attrs != 0 {
@@ -192,13 +212,21 @@ fn set_size(
         return Err(status::INVALID_PARAMETER);
     }
     srv.hub.before_write(o.lock_open);
+    if let Some(fd) = o.handle.fd() {
+        vfs::clear_change_override(fd);
+    }
     match &o.handle {
         Handle::File(f) => {
             let cur = f.metadata().map_err(io)?.len();
-            // Allocation only ever shrinks the file (MS-FSA 2.1.5.14.1); growing it
-            // is a reservation we need not make.
             if !allocation || size < cur {
                 f.set_len(size).map_err(io)?;
+            } else if size > cur {
+                // MS-FSA 2.1.5.14.1: growing the allocation reserves space without
+                // changing the size; filesystems without fallocate just skip it.
+                // SAFETY: valid fd; size fits i64 (checked above).
+                unsafe {
+                    libc::fallocate(f.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, 0, size as i64)
+                };
             }
         }
         Handle::Stream { base, name } => {

@@ -8,7 +8,9 @@
 
 pub mod streams;
 
-use crate::wire::info::{FileMeta, ATTR_ARCHIVE, ATTR_DIRECTORY, ATTR_READONLY};
+use crate::wire::info::{
+    FileMeta, ATTR_ARCHIVE, ATTR_DIRECTORY, ATTR_HIDDEN, ATTR_NORMAL, ATTR_READONLY, ATTR_SYSTEM,
+};
 use crate::wire::{filetime, status};
 use std::ffi::CString;
 use std::io;
@@ -288,7 +290,105 @@ pub fn meta_of(st: &libc::stat, creation: u64) -> FileMeta {
 
 pub fn meta_fd(fd: RawFd) -> io::Result<FileMeta> {
     let st = fstat(fd)?;
-    Ok(meta_of(&st, birth_time(fd, &st)))
+    let mut m = meta_of(&st, birth_time(fd, &st));
+    let kept = Kept::load(fd);
+    if kept.creation != 0 {
+        m.creation = kept.creation;
+    }
+    if kept.change != 0 {
+        m.change = kept.change;
+    }
+    if kept.attributes & ATTRS_SET != 0 {
+        // Client-set DOS attributes; READONLY and DIRECTORY always follow the file.
+        let mut a = kept.attributes & (ATTR_HIDDEN | ATTR_SYSTEM | ATTR_ARCHIVE);
+        a |= m.attributes & (ATTR_READONLY | ATTR_DIRECTORY);
+        if a == 0 {
+            a = ATTR_NORMAL;
+        }
+        m.attributes = a;
+    }
+    Ok(m)
+}
+
+/// Linux cannot set a file's birth or change time and has no DOS attributes, but SMB
+/// clients set them through FileBasicInformation and expect to read them back
+/// (MS-FSA 2.1.5.14.2). We keep client-set values in one xattr: CreationTime and
+/// ChangeTime as FILETIMEs (0 = not set) and the attributes (`ATTRS_SET` marks them
+/// present). A later data change through the server drops the ChangeTime.
+const KEPT_XATTR: &std::ffi::CStr = c"user.leasefs.basic";
+const ATTRS_SET: u32 = 0x8000_0000;
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Kept {
+    pub creation: u64,
+    pub change: u64,
+    pub attributes: u32,
+}
+
+impl Kept {
+    pub fn load(fd: RawFd) -> Kept {
+        let mut buf = [0u8; 20];
+        // SAFETY: buf is 20 writable bytes.
+        let n =
+            unsafe { libc::fgetxattr(fd, KEPT_XATTR.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n != 20 {
+            return Kept::default();
+        }
+        let u64_at = |i: usize| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(&buf[i..i + 8]);
+            u64::from_le_bytes(a)
+        };
+        Kept {
+            creation: u64_at(0),
+            change: u64_at(8),
+            attributes: u32::from_le_bytes([buf[16], buf[17], buf[18], buf[19]]),
+        }
+    }
+
+    pub fn store(&self, fd: RawFd) -> io::Result<()> {
+        let mut buf = [0u8; 20];
+        buf[..8].copy_from_slice(&self.creation.to_le_bytes());
+        buf[8..16].copy_from_slice(&self.change.to_le_bytes());
+        buf[16..].copy_from_slice(&self.attributes.to_le_bytes());
+        // SAFETY: valid fd, name and 20-byte buffer.
+        let rc =
+            unsafe { libc::fsetxattr(fd, KEPT_XATTR.as_ptr(), buf.as_ptr().cast(), buf.len(), 0) };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
+/// Record client-set times and attributes; `None` keeps what is stored.
+pub fn keep_basic(
+    fd: RawFd,
+    creation: Option<u64>,
+    change: Option<u64>,
+    attributes: Option<u32>,
+) -> io::Result<()> {
+    let mut k = Kept::load(fd);
+    if let Some(c) = creation {
+        k.creation = c;
+    }
+    if let Some(c) = change {
+        k.change = c;
+    }
+    if let Some(a) = attributes {
+        k.attributes = a | ATTRS_SET;
+    }
+    k.store(fd)
+}
+
+/// A data change through the server makes a client-set ChangeTime stale.
+pub fn clear_change_override(fd: RawFd) {
+    let mut k = Kept::load(fd);
+    if k.change != 0 {
+        k.change = 0;
+        // Failure only leaves the old value in place.
+        let _ = k.store(fd);
+    }
 }
 
 /// Change times through an open descriptor; `None` leaves a time as it is
