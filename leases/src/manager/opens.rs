@@ -242,9 +242,11 @@ impl State {
                 opens: Vec::new(),
                 waiters: Vec::new(),
             });
-            // MS-FSA 2.1.5.17.2: an existing lease is not upgraded while another key
-            // caches anything on the file (smbtorture smb2.lease.break: after a break
-            // the holder's request for RWH leaves it at the broken-to state).
+            // MS-FSA 2.1.5.17.2: an existing lease that caches something is not
+            // upgraded while another key caches anything on the file (smbtorture
+            // smb2.lease.break: after a break the holder's request for RWH leaves it at
+            // the broken-to state); one broken to None is granted afresh
+            // (smb2.lease.nobreakself).
             let others_cache = self.files.get(&req.file).is_some_and(|f| {
                 f.leases.iter().any(|o| {
                     *o != lid && self.leases.get(o).is_some_and(|e| !e.lease.state.is_none())
@@ -260,7 +262,7 @@ impl State {
             if !l.breaking {
                 let granted = if reclaim {
                     lr.state.normalize(req.is_dir)
-                } else if !is_new && others_cache {
+                } else if !is_new && others_cache && !l.state.is_none() {
                     l.state
                 } else {
                     grant_state(lr.state, l.state, allowed, req.is_dir)

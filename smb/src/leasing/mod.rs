@@ -243,11 +243,15 @@ pub fn finish_create(
                 epoch: 0,
                 breaking: false,
             });
-            // 3.3.5.9.11: a new V2 lease continues from the epoch the client sent.
-            let base = sink
-                .route(&key)
+            // 3.3.5.9.11: a new V2 lease continues from the epoch the client sent. An
+            // existing lease keeps its version: a V1 request on a V2 lease gets a V2
+            // response and the other way round (smbtorture smb2.lease.v2_epoch2/3).
+            let existing = sink.route(&key);
+            let base = existing
+                .as_ref()
                 .map(|r| r.epoch_base)
                 .unwrap_or_else(|| c.v2.map(|v| v.epoch).unwrap_or(0));
+            let is_v2 = existing.as_ref().map(|r| r.v2).unwrap_or(c.v2.is_some());
             let held = sink.add_route(
                 key,
                 Route {
@@ -256,17 +260,17 @@ pub fn finish_create(
                     file_id,
                     sec,
                     epoch_base: base,
-                    v2: c.v2.is_some(),
+                    v2: is_v2,
                 },
             );
             let mut flags = 0;
             if g.breaking {
                 flags |= context::FLAG_BREAK_IN_PROGRESS;
             }
-            let v2 = c.v2.map(|v| {
+            let v2 = is_v2.then(|| {
                 flags |= c.flags & context::FLAG_PARENT_LEASE_KEY_SET;
                 V2Fields {
-                    parent: v.parent,
+                    parent: c.v2.map(|v| v.parent).unwrap_or([0; 16]),
                     epoch: g.epoch.wrapping_add(base),
                 }
             });
