@@ -32,7 +32,7 @@ pub enum ConnError {
 pub type PendingMap = Arc<Mutex<HashMap<u64, (u64, oneshot::Sender<()>)>>>;
 
 pub async fn run(srv: Arc<Server>, stream: TcpStream, id: u64) -> Result<(), ConnError> {
-    let (mut rd, mut wr) = stream.into_split();
+    let (rd, mut wr) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(256);
     let writer = tokio::spawn(async move {
         while let Some(frame) = rx.recv().await {
@@ -44,7 +44,14 @@ pub async fn run(srv: Arc<Server>, stream: TcpStream, id: u64) -> Result<(), Con
     });
     let pending: PendingMap = Arc::new(Mutex::new(HashMap::new()));
     let mut st = ConnState::new(id, tx.clone(), Arc::clone(&pending));
-    let result = read_loop(&srv, &mut st, &mut rd, &tx).await;
+    // Frames are read on their own task, at most FRAME_QUEUE ahead of the one being
+    // handled, so receiving the next WRITE overlaps with writing the previous one to
+    // disk while memory per connection stays bounded.
+    let (ftx, frx) = mpsc::channel::<Result<Vec<u8>, ConnError>>(FRAME_QUEUE);
+    let (free_tx, free_rx) = mpsc::channel::<Vec<u8>>(FRAME_QUEUE + 1);
+    let reader = tokio::spawn(read_frames(Arc::clone(&srv), rd, ftx, free_rx));
+    let result = read_loop(&srv, &mut st, frx, free_tx, &tx).await;
+    reader.abort();
     // Teardown: pending operations end, opens close (delete-on-close applies, MS-SMB2
     // 3.3.7.1), and everything this connection held in the lock manager is released.
     for (_, (_, cancel)) in pending.lock().unwrap_or_else(|p| p.into_inner()).drain() {
@@ -57,50 +64,86 @@ pub async fn run(srv: Arc<Server>, stream: TcpStream, id: u64) -> Result<(), Con
     result
 }
 
+/// Frames read ahead of the one being handled.
+const FRAME_QUEUE: usize = 2;
+
+/// Direct TCP framing (MS-SMB2 2.1): a zero byte, a 24-bit length, the message. A bad
+/// length or a silent peer ends the connection; buffers come back through `free` so
+/// large frames are not reallocated each time.
+async fn read_frames(
+    srv: Arc<Server>,
+    mut rd: tokio::net::tcp::OwnedReadHalf,
+    out: mpsc::Sender<Result<Vec<u8>, ConnError>>,
+    mut free: mpsc::Receiver<Vec<u8>>,
+) {
+    loop {
+        let r = read_one(&srv, &mut rd, &mut free).await;
+        let stop = !matches!(r, Ok(Some(_)));
+        let msg = match r {
+            Ok(Some(buf)) => Ok(buf),
+            Ok(None) => return, // clean EOF: dropping `out` ends the request loop
+            Err(e) => Err(e),
+        };
+        if out.send(msg).await.is_err() || stop {
+            return;
+        }
+    }
+}
+
+async fn read_one(
+    srv: &Server,
+    rd: &mut tokio::net::tcp::OwnedReadHalf,
+    free: &mut mpsc::Receiver<Vec<u8>>,
+) -> Result<Option<Vec<u8>>, ConnError> {
+    let mut nb = [0u8; 4];
+    match tokio::time::timeout(srv.cfg.idle_timeout, rd.read_exact(&mut nb)).await {
+        Err(_) => return Err(ConnError::Idle),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Ok(r) => {
+            r?;
+        }
+    }
+    if nb[0] != 0 {
+        return Err(ConnError::Protocol("not a session message"));
+    }
+    let len = u32::from_be_bytes([0, nb[1], nb[2], nb[3]]) as usize;
+    if len < 4 || len > srv.cfg.max_frame {
+        return Err(ConnError::Protocol("frame length"));
+    }
+    let mut buf = free.try_recv().unwrap_or_default();
+    buf.resize(len, 0);
+    tokio::time::timeout(srv.cfg.idle_timeout, rd.read_exact(&mut buf))
+        .await
+        .map_err(|_| ConnError::Idle)??;
+    Ok(Some(buf))
+}
+
 async fn read_loop(
     srv: &Arc<Server>,
     st: &mut ConnState,
-    rd: &mut tokio::net::tcp::OwnedReadHalf,
+    mut frames_in: mpsc::Receiver<Result<Vec<u8>, ConnError>>,
+    free: mpsc::Sender<Vec<u8>>,
     tx: &mpsc::Sender<Vec<u8>>,
 ) -> Result<(), ConnError> {
-    let mut buf = Vec::new();
     let mut retries = st.leases.pending.take_queue();
     loop {
         // Issue 5: a CREATE whose break wait ended runs again between frames
-        // (leasing::pending). `peek` is cancel-safe (it consumes nothing; `readable`
-        // stays set after a read_exact and would not wait); the reads below are not.
-        let mut first = [0u8; 1];
-        tokio::select! {
+        // (leasing::pending). Both branches are cancel-safe channel receives.
+        let buf = tokio::select! {
             job = crate::leasing::pending::next_retry(&mut retries) => {
                 if let Some(job) = job {
                     tokio::task::block_in_place(|| crate::leasing::pending::run(srv, st, job));
                 }
                 continue;
             }
-            r = tokio::time::timeout(srv.cfg.idle_timeout, rd.peek(&mut first)) => {
-                r.map_err(|_| ConnError::Idle)??;
-            }
-        }
-        let mut nb = [0u8; 4];
-        match tokio::time::timeout(srv.cfg.idle_timeout, rd.read_exact(&mut nb)).await {
-            Err(_) => return Err(ConnError::Idle),
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
-            Ok(r) => {
-                r?;
-            }
-        }
-        if nb[0] != 0 {
-            return Err(ConnError::Protocol("not a session message"));
-        }
-        let len = u32::from_be_bytes([0, nb[1], nb[2], nb[3]]) as usize;
-        if len < 4 || len > srv.cfg.max_frame {
-            return Err(ConnError::Protocol("frame length"));
-        }
-        buf.resize(len, 0);
-        tokio::time::timeout(srv.cfg.idle_timeout, rd.read_exact(&mut buf))
-            .await
-            .map_err(|_| ConnError::Idle)??;
+            f = frames_in.recv() => match f {
+                None => return Ok(()),
+                Some(f) => f?,
+            },
+        };
         let frames = tokio::task::block_in_place(|| process_frame(srv, st, &buf))?;
+        // Hand the buffer back for the next frame (dropped if the queue is full).
+        let _ = free.try_send(buf);
         for f in frames {
             if tx.send(f).await.is_err() {
                 return Ok(());
