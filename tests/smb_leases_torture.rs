@@ -1,0 +1,150 @@
+//! smbtorture's `smb2.lease` and `smb2.oplock` suites against `leasefs serve` on
+//! loopback (issue 5), one smbtorture process per test so a hang costs one test.
+//!
+//! Prints the pass counts and fails when a test fails that is not listed in
+//! `smb/known-failures/smb2.lease.txt` / `smb2.oplock.txt`. The lists may only
+//! shrink: a listed test that now passes is reported so it can be removed. A test
+//! listed as `# timeout` runs with a short time limit to keep CI time in check.
+
+mod smb_common;
+
+use smb_common::{Server, PASS, USER};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Time limit of one test, and of one listed as timing out.
+const LIMIT: Duration = Duration::from_secs(90);
+const LIMIT_KNOWN_TIMEOUT: Duration = Duration::from_secs(15);
+/// The server's break deadline: several tests wait for it (smb2.lease.timeout,
+/// smb2.oplock.*timeout*), so a short one keeps the suites fast.
+const BREAK_TIMEOUT: &str = "5";
+
+/// name -> listed outcome ("failure", "timeout", ...)
+fn known_failures(suite: &str) -> BTreeMap<String, String> {
+    let path = format!(
+        "{}/smb/known-failures/{suite}.txt",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+        .lines()
+        .filter_map(|l| {
+            let (name, note) = l.split_once('#').unwrap_or((l, ""));
+            let name = name.trim();
+            (!name.is_empty()).then(|| (name.to_string(), note.trim().to_string()))
+        })
+        .collect()
+}
+
+fn list(suite: &str) -> Vec<String> {
+    let out = Command::new("smbtorture")
+        .args(["--list", suite])
+        .output()
+        .expect("smbtorture must be installed (scripts/test.sh installs samba-testsuite)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    // Lines look like "smb2.lease.request.request": suite.test.case; we run suite.test.
+    let mut tests: Vec<String> = text
+        .lines()
+        .filter(|l| l.starts_with(&format!("{suite}.")))
+        .filter_map(|l| l.rsplit_once('.').map(|(t, _)| t.to_string()))
+        .collect();
+    tests.dedup();
+    tests
+}
+
+/// "success", "failure", "error", "skip" or "timeout".
+fn run_one(port: u16, test: &str, limit: Duration) -> String {
+    let mut child = Command::new("smbtorture")
+        .arg("//127.0.0.1/share")
+        .args(["-p", &port.to_string()])
+        .args(["-U", &format!("{USER}%{PASS}")])
+        .arg(test)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn smbtorture");
+    let mut out = child.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let start = Instant::now();
+    let mut timed_out = false;
+    loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        if start.elapsed() > limit {
+            timed_out = true;
+            let _ = child.kill();
+            let _ = child.wait();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let text = reader.join().unwrap_or_default();
+    if timed_out {
+        return "timeout".into();
+    }
+    for line in text.lines() {
+        for kind in ["success", "failure", "error", "skip"] {
+            if line.starts_with(&format!("{kind}: ")) {
+                return kind.into();
+            }
+        }
+    }
+    "error".into()
+}
+
+fn run_suite(suite: &str) {
+    let srv = Server::start(&["--break-timeout", BREAK_TIMEOUT]);
+    let known = known_failures(suite);
+    let tests = list(suite);
+    assert!(!tests.is_empty(), "smbtorture lists no {suite} tests");
+    let mut results = BTreeMap::new();
+    for t in &tests {
+        let limit = match known.get(t) {
+            Some(note) if note.contains("timeout") => LIMIT_KNOWN_TIMEOUT,
+            _ => LIMIT,
+        };
+        let r = run_one(srv.port, t, limit);
+        println!("{t}: {r}");
+        results.insert(t.clone(), r);
+    }
+    let pass = results.values().filter(|v| *v == "success").count();
+    let skip = results.values().filter(|v| *v == "skip").count();
+    println!(
+        "smbtorture {suite}: {pass} passed, {} failed, {skip} skipped of {}",
+        results.len() - pass - skip,
+        results.len()
+    );
+    let fixed: Vec<&String> = known
+        .keys()
+        .filter(|k| results.get(*k).is_some_and(|v| v == "success"))
+        .collect();
+    if !fixed.is_empty() {
+        println!("now passing, remove from smb/known-failures/{suite}.txt: {fixed:?}");
+    }
+    let unexpected: Vec<(&String, &String)> = results
+        .iter()
+        .filter(|(k, v)| !matches!(v.as_str(), "success" | "skip") && !known.contains_key(*k))
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "unexpected {suite} failures: {unexpected:#?}"
+    );
+    assert!(pass > 0, "no {suite} test passed at all");
+}
+
+#[test]
+fn smbtorture_smb2_lease() {
+    run_suite("smb2.lease");
+}
+
+#[test]
+fn smbtorture_smb2_oplock() {
+    run_suite("smb2.oplock");
+}
