@@ -242,16 +242,6 @@ impl State {
                 opens: Vec::new(),
                 waiters: Vec::new(),
             });
-            // MS-FSA 2.1.5.17.2: an existing lease that caches something is not
-            // upgraded while another key caches anything on the file (smbtorture
-            // smb2.lease.break: after a break the holder's request for RWH leaves it at
-            // the broken-to state); one broken to None is granted afresh
-            // (smb2.lease.nobreakself).
-            let others_cache = self.files.get(&req.file).is_some_and(|f| {
-                f.leases.iter().any(|o| {
-                    *o != lid && self.leases.get(o).is_some_and(|e| !e.lease.state.is_none())
-                })
-            });
             let Some(entry) = self.leases.get_mut(&lid) else {
                 unreachable!("the lease entry was inserted above")
             };
@@ -262,10 +252,19 @@ impl State {
             if !l.breaking {
                 let granted = if reclaim {
                     lr.state.normalize(req.is_dir)
-                } else if !is_new && others_cache && !l.state.is_none() {
-                    l.state
                 } else {
-                    grant_state(lr.state, l.state, allowed, req.is_dir)
+                    let g = grant_state(lr.state, l.state, allowed, req.is_dir);
+                    // MS-FSA 2.1.5.17.2: a lease that already caches something is
+                    // upgraded all or nothing: to exactly the requested state when it can
+                    // be held beside the other keys' leases, else not at all (smbtorture
+                    // smb2.lease.upgrade3; smb2.lease.break asks RWH of a lease broken
+                    // to R beside another R and keeps R). A new lease, or one broken to
+                    // None, gets what can be shared (smb2.lease.nobreakself).
+                    if !is_new && !l.state.is_none() && g != l.state && g != lr.state {
+                        l.state
+                    } else {
+                        g
+                    }
                 };
                 if granted != l.state
                     && !is_new
