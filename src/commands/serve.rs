@@ -36,7 +36,7 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub daemon: leasefs::daemon::DaemonArgs,
     /// Seconds the kernel may cache names and attributes on the --mount. Changes made
-    /// through SMB invalidate them at once; changes made directly in the backing
+    /// through SMB invalidate them right after the SMB reply; changes made directly in the backing
     /// directory show after this long.
     #[arg(long, default_value_t = 30.0)]
     pub attr_timeout: f64,
