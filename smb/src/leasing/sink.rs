@@ -189,7 +189,16 @@ pub fn oplock_break_message(n: &BreakNotice, route: &Route) -> Vec<u8> {
     let mut msg = Vec::with_capacity(64 + 24);
     break_header(route.session_id, route.tree_id).write(&mut msg);
     msg.put_u16(24);
-    msg.put_u8(oplock_wire_level(OplockLevel::from_lease_state(n.to)));
+    // 2.2.23.1: an oplock breaks to Level II or to none. The engine strips only the
+    // bits the conflict needs (H for a sharing violation), which for Batch leaves RW;
+    // Windows breaks Batch and Exclusive to Level II there (smbtorture
+    // smb2.oplock.batch*), and Level II (R) is within any such target.
+    let level = if n.to.has(leasefs_leases::LeaseState::R) {
+        OplockLevel::LevelII
+    } else {
+        OplockLevel::None
+    };
+    msg.put_u8(oplock_wire_level(level));
     msg.put_u8(0);
     msg.put_u32(0);
     msg.put_u64(route.file_id.0);
