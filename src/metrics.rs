@@ -220,3 +220,17 @@ fn render(mgr: &LockManager, counters: &Counting, sources: &[Arc<dyn MetricsSour
     }
     o
 }
+
+/// SMB connection and session counts of a running server.
+pub struct SmbMetrics(pub Arc<leasefs_smb::server::ServerStats>);
+
+impl MetricsSource for SmbMetrics {
+    fn render(&self, o: &mut String) {
+        let g = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+        let s = &self.0;
+        let _ = writeln!(o, "# HELP leasefs_smb_connections SMB connections open now.\n# TYPE leasefs_smb_connections gauge\nleasefs_smb_connections {}", g(&s.connections));
+        let _ = writeln!(o, "# HELP leasefs_smb_connections_total SMB connections accepted.\n# TYPE leasefs_smb_connections_total counter\nleasefs_smb_connections_total {}", g(&s.connections_total));
+        let _ = writeln!(o, "# HELP leasefs_smb_sessions SMB sessions established and not yet ended.\n# TYPE leasefs_smb_sessions gauge\nleasefs_smb_sessions {}", g(&s.sessions));
+        let _ = writeln!(o, "# HELP leasefs_smb_sessions_total SMB sessions established.\n# TYPE leasefs_smb_sessions_total counter\nleasefs_smb_sessions_total {}", g(&s.sessions_total));
+    }
+}

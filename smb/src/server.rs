@@ -51,7 +51,36 @@ pub struct FileState {
     pub handles: Vec<(u64, u8, Vec<String>, u32)>,
 }
 
+/// Live counts for metrics (`leasefs serve --metrics-listen`).
+#[derive(Debug, Default)]
+pub struct ServerStats {
+    pub connections: AtomicU64,
+    pub connections_total: AtomicU64,
+    pub sessions: AtomicU64,
+    pub sessions_total: AtomicU64,
+}
+
+/// Held by an established session; the live session count drops with it, however the
+/// session ends (logoff, expiry, connection loss).
+#[derive(Debug)]
+pub struct SessionCount(Arc<ServerStats>);
+
+impl SessionCount {
+    pub fn new(stats: &Arc<ServerStats>) -> Self {
+        stats.sessions.fetch_add(1, Ordering::Relaxed);
+        stats.sessions_total.fetch_add(1, Ordering::Relaxed);
+        SessionCount(Arc::clone(stats))
+    }
+}
+
+impl Drop for SessionCount {
+    fn drop(&mut self) {
+        self.0.sessions.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 pub struct Server {
+    pub stats: Arc<ServerStats>,
     pub cfg: ServerConfig,
     pub root: Root,
     pub hub: Arc<LockHub>,
@@ -79,6 +108,7 @@ impl Server {
         let root = Root::open(&cfg.backing)?;
         let (events, _) = tokio::sync::broadcast::channel(1024);
         Ok(Arc::new(Server {
+            stats: Arc::default(),
             cfg,
             root,
             hub: LockHub::new(mgr),
@@ -113,11 +143,15 @@ impl Server {
             let _ = stream.set_nodelay(true);
             let id = self.next_conn.fetch_add(1, Ordering::Relaxed);
             let srv = Arc::clone(&self);
+            let stats = Arc::clone(&self.stats);
+            stats.connections.fetch_add(1, Ordering::Relaxed);
+            stats.connections_total.fetch_add(1, Ordering::Relaxed);
             tokio::spawn(async move {
                 tracing::debug!(conn = id, %peer, "connection opened");
                 if let Err(e) = crate::conn::run(srv, stream, id).await {
                     tracing::debug!(conn = id, %peer, "connection closed: {e}");
                 }
+                stats.connections.fetch_sub(1, Ordering::Relaxed);
             });
         }
     }

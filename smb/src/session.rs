@@ -33,6 +33,8 @@ pub struct Session {
     pub anonymous: bool,
     pub trees: HashMap<u32, Tree>,
     pub next_tree: u32,
+    /// Counts this session as live once established (metrics).
+    pub counted: Option<crate::server::SessionCount>,
 }
 
 impl Session {

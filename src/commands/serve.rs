@@ -97,6 +97,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         )?),
         None => None,
     };
+    let smb_stats = server.stats.clone();
     let running = server
         .start(args.smb_listen)
         .with_context(|| format!("listening on {}", args.smb_listen))?;
@@ -105,7 +106,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         &mgr,
         &args.backing,
         mount.as_ref().map(|h| h.mountpoint()),
-        vec![],
+        vec![std::sync::Arc::new(leasefs::metrics::SmbMetrics(smb_stats))],
     )?;
     let local = running.local_addr();
     // Tests and scripts read this line to learn the port.

@@ -57,6 +57,7 @@ pub fn handle(srv: &Arc<Server>, st: &mut ConnState, req: &Req) -> Result<Outcom
                 anonymous: false,
                 trees: HashMap::new(),
                 next_tree: 1,
+                counted: None,
             },
         );
         st.reply_session_id = Some(sid);
@@ -112,6 +113,9 @@ pub fn handle(srv: &Arc<Server>, st: &mut ConnState, req: &Req) -> Result<Outcom
             sess.guest = guest;
             sess.anonymous = anonymous;
             sess.state = AuthState::Valid;
+            if sess.counted.is_none() {
+                sess.counted = Some(crate::server::SessionCount::new(&srv.stats));
+            }
             Ok(Outcome::Done(status::SUCCESS, body(flags, &response)))
         }
         Err(e) => {
