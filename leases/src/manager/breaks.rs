@@ -356,8 +356,21 @@ impl State {
             lease: e.lease,
         };
         let file = e.req.file;
+        let own = e.lease;
         self.cause = (Some(by.owner), "write");
-        let ids = self.other_leases(file, &by);
+        let mut ids = self.other_leases(file, &by);
+        // MS-FSA 2.1.4.12 / 2.1.5.3: a write breaks every Level II oplock on the
+        // stream, the writer's own included (Windows does, smbtorture
+        // smb2.oplock.batch1 checks); leases are never broken by their own key.
+        if let Some(own) = own {
+            if self.leases.get(&own).is_some_and(|l| {
+                l.lease.oplock
+                    && l.lease.state.has(LeaseState::R)
+                    && !l.lease.state.has(LeaseState::W)
+            }) {
+                ids.push(own);
+            }
+        }
         let now = sh.now();
         self.break_leases(sh, &w, &ids, BreakReason::Write, false, now, out);
         Ok(BreakOutcome::Proceed)
