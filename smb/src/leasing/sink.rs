@@ -238,3 +238,103 @@ impl BreakSink for ConnLeasing {
         self.send(seal(&route.sec, msg));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use leasefs_leases::{
+        BreakReason, ClientId, FileId, LeaseState, LeaseVersion, OwnerId, Protocol,
+    };
+
+    fn notice(oplock: bool, from: LeaseState, to: LeaseState) -> BreakNotice {
+        BreakNotice {
+            owner: OwnerId::new(Protocol::Smb, ClientId([1; 16]), 7),
+            client: ClientId([1; 16]),
+            key: LeaseKey([9; 16]),
+            file: FileId::new(1, 2),
+            from,
+            to,
+            epoch: 2,
+            ack_required: from.has(LeaseState::W) || from.has(LeaseState::H),
+            oplock,
+            version: LeaseVersion::V2 { parent: None },
+            reason: BreakReason::Open,
+        }
+    }
+
+    fn route(v2: bool) -> Route {
+        Route {
+            session_id: 0x55,
+            tree_id: 3,
+            file_id: (11, 12),
+            sec: SecSnapshot::default(),
+            epoch_base: 0x10,
+            v2,
+        }
+    }
+
+    #[test]
+    fn lease_break_layout() {
+        let m = lease_break_message(
+            &notice(false, LeaseState::RWH, LeaseState::RH),
+            &route(true),
+        );
+        let h = Header::parse(&m).unwrap();
+        assert_eq!(h.message_id, u64::MAX);
+        assert_eq!(h.command, cmd::OPLOCK_BREAK);
+        // 3.3.4.7: unencrypted lease breaks name no session.
+        assert_eq!(h.session_id, 0);
+        let b = &m[64..];
+        assert_eq!(b.len(), 44);
+        assert_eq!(u16::from_le_bytes([b[0], b[1]]), 44);
+        // NewEpoch continues from the client's first epoch.
+        assert_eq!(u16::from_le_bytes([b[2], b[3]]), 0x12);
+        assert_eq!(b[4], 1, "ACK_REQUIRED");
+        assert_eq!(&b[8..24], &[9; 16]);
+        assert_eq!(b[24], 7);
+        assert_eq!(b[28], 3);
+        let v1 = lease_break_message(
+            &notice(false, LeaseState::R, LeaseState::NONE),
+            &route(false),
+        );
+        assert_eq!(
+            &v1[64 + 2..64 + 8],
+            &[0, 0, 0, 0, 0, 0],
+            "V1: no epoch, no ack"
+        );
+    }
+
+    #[test]
+    fn oplock_break_goes_to_level_ii_or_none() {
+        let m = oplock_break_message(
+            &notice(true, LeaseState::RWH, LeaseState::RW),
+            &route(false),
+        );
+        let h = Header::parse(&m).unwrap();
+        assert_eq!((h.session_id, h.tree_id), (0x55, 3));
+        let b = &m[64..];
+        assert_eq!(b.len(), 24);
+        assert_eq!(b[2], super::super::context::level::II);
+        assert_eq!(&b[8..16], &11u64.to_le_bytes());
+        assert_eq!(&b[16..24], &12u64.to_le_bytes());
+        let none = oplock_break_message(
+            &notice(true, LeaseState::R, LeaseState::NONE),
+            &route(false),
+        );
+        assert_eq!(none[64 + 2], super::super::context::level::NONE);
+    }
+
+    #[tokio::test]
+    async fn a_break_before_the_route_waits_for_it() {
+        let (tx, mut rx) = mpsc::channel(4);
+        let s = ConnLeasing::new(tx);
+        s.deliver(notice(false, LeaseState::RWH, LeaseState::RH));
+        assert!(rx.try_recv().is_err());
+        s.set_route(LeaseKey([9; 16]), route(true));
+        let f = rx.try_recv().expect("sent once routed");
+        assert_eq!(
+            u32::from_be_bytes([f[0], f[1], f[2], f[3]]) as usize,
+            f.len() - 4
+        );
+    }
+}
