@@ -18,6 +18,18 @@ fn io(e: std::io::Error) -> u32 {
 }
 
 pub fn handle(srv: &Arc<Server>, st: &mut ConnState, req: &Req) -> Result<Outcome, u32> {
+    // Issue 5: a rename waiting for other holders' H breaks goes async (STATUS_PENDING).
+    st.leases
+        .pending
+        .begin(!req.related && req.hdr.next_command == 0);
+    let r = handle_inner(srv, st, req);
+    if let Some(o) = crate::leasing::pending::outcome(st, req, &r) {
+        return Ok(o);
+    }
+    r
+}
+
+fn handle_inner(srv: &Arc<Server>, st: &mut ConnState, req: &Req) -> Result<Outcome, u32> {
     let r = reader(req, 33)?;
     let info_type = r.u8(2).map_err(super::wire_err)?;
     let cls = r.u8(3).map_err(super::wire_err)?;
@@ -343,8 +355,15 @@ fn rename(srv: &Server, st: &mut ConnState, v: u64, buf: &Reader) -> Result<Outc
             }
         }
     }
-    srv.hub
-        .before_rename(o.file, parent_id(&from), parent_id(&target), o.owner);
+    crate::leasing::pending::settle(
+        &st.leases.pending,
+        srv.hub.manager().before_rename(
+            o.file,
+            parent_id(&from),
+            parent_id(&target),
+            &crate::leasing::requester(st, o),
+        ),
+    )?;
     srv.root.rename(&from, &target, replace).map_err(io)?;
     // Every open below the old name now lives below the new one.
     let old = from.parts.clone();

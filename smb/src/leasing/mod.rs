@@ -86,6 +86,18 @@ pub struct Held {
     key: LeaseKey,
 }
 
+/// Who asks for a break-triggering operation through a handle: leases with the
+/// handle's own key (or its own oplock) are never broken by it (MS-SMB2 3.3.1.4).
+pub fn requester(st: &ConnState, o: &crate::session::Open) -> leasefs_leases::Requester {
+    leasefs_leases::Requester {
+        owner: o.owner,
+        lease: o
+            .leasing
+            .as_ref()
+            .map(|h| (ClientId(st.client_guid), h.key)),
+    }
+}
+
 impl Drop for Held {
     fn drop(&mut self) {
         self.sink.release_route(&self.key);

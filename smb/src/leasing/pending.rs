@@ -72,7 +72,26 @@ impl Default for Pending {
     }
 }
 
-/// Called by CREATE with its result: when the open parked a break wait, the answer is
+/// Waits for a break another operation triggered (rename, MS-SMB2 3.3.5.21.1 with
+/// MS-FSA 2.1.5.14.11: handle caching of other keys goes first). Where the request may
+/// go async the wait is parked and STATUS_PENDING returned, and the request runs again
+/// once the wait ends (the break is then done, so the second run proceeds).
+pub fn settle(p: &Pending, o: leasefs_leases::BreakOutcome) -> Result<(), u32> {
+    match o {
+        leasefs_leases::BreakOutcome::Proceed => Ok(()),
+        leasefs_leases::BreakOutcome::Wait(w) if p.may_go_async() => {
+            p.park(w);
+            Err(status::PENDING)
+        }
+        leasefs_leases::BreakOutcome::Wait(w) => {
+            let why = w.wait();
+            tracing::debug!(?why, "waited for a break");
+            Ok(())
+        }
+    }
+}
+
+/// Called by CREATE (and SET_INFO) with its result: when the open parked a break wait, the answer is
 /// STATUS_PENDING now and the retried CREATE's result later.
 pub fn outcome(st: &ConnState, req: &Req, r: &Result<Outcome, u32>) -> Option<Outcome> {
     if r.as_ref().err() != Some(&status::PENDING) {
