@@ -9,7 +9,7 @@
 mod smb_common;
 
 use smb_common::{Server, PASS, USER};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
