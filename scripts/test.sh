@@ -22,8 +22,11 @@ fi
 # --- Python venv for the end-to-end clients ------------------------------------------
 VENV=target/venv
 if [[ -f tests/python/requirements.txt ]]; then
-  if ! [[ -x $VENV/bin/pytest ]] || ! cmp -s tests/python/requirements.txt $VENV/.requirements; then
+  # A venv copied or moved from elsewhere has a dead interpreter path: rebuild it then.
+  if ! "$VENV/bin/python" -m pytest --version >/dev/null 2>&1 \
+      || ! cmp -s tests/python/requirements.txt $VENV/.requirements; then
     echo "== creating $VENV"
+    rm -rf "$VENV"
     python3 -m venv "$VENV" && "$VENV/bin/pip" install -q -r tests/python/requirements.txt \
       && cp tests/python/requirements.txt "$VENV/.requirements" \
       || { echo "pip install failed"; exit 1; }
@@ -42,7 +45,7 @@ py_rc=0
 if [[ -d tests/python ]] && compgen -G "tests/python/test_*.py" >/dev/null; then
   echo "== pytest"
   cargo build --release --bin leasefs || py_rc=1
-  LEASEFS_BIN="$PWD/target/release/leasefs" "$VENV/bin/pytest" -q tests/python 2>&1 | tee target/pytest.log
+  LEASEFS_BIN="$PWD/target/release/leasefs" "$VENV/bin/python" -m pytest -q tests/python 2>&1 | tee target/pytest.log
   py_rc=${PIPESTATUS[0]}
 fi
 
