@@ -57,7 +57,7 @@ impl MountDaemon {
             _dir: dir,
         };
         let t0 = Instant::now();
-        while !(mounted(&d.mnt) && cli_common_socket_ready(&d.state)) {
+        while !(mounted(&d.mnt) && socket_ready(&d.state)) {
             assert!(
                 t0.elapsed() < Duration::from_secs(30),
                 "mount did not come up"
@@ -68,7 +68,7 @@ impl MountDaemon {
     }
 }
 
-fn cli_common_socket_ready(state: &Path) -> bool {
+fn socket_ready(state: &Path) -> bool {
     state.join("control.sock").exists()
 }
 

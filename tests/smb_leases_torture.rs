@@ -8,11 +8,10 @@
 
 mod smb_common;
 
-use smb_common::{Server, PASS, USER};
+use smb_common::Server;
 use std::collections::BTreeMap;
-use std::io::Read;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 /// Time limit of one test, and of one listed as timing out.
 const LIMIT: Duration = Duration::from_secs(90);
@@ -56,36 +55,7 @@ fn list(suite: &str) -> Vec<String> {
 
 /// "success", "failure", "error", "skip" or "timeout".
 fn run_one(port: u16, test: &str, limit: Duration) -> String {
-    let mut child = Command::new("smbtorture")
-        .arg("//127.0.0.1/share")
-        .args(["-p", &port.to_string()])
-        .args(["-U", &format!("{USER}%{PASS}")])
-        .arg(test)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn smbtorture");
-    let mut out = child.stdout.take().expect("stdout");
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let start = Instant::now();
-    let mut timed_out = false;
-    loop {
-        if let Ok(Some(_)) = child.try_wait() {
-            break;
-        }
-        if start.elapsed() > limit {
-            timed_out = true;
-            let _ = child.kill();
-            let _ = child.wait();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let text = reader.join().unwrap_or_default();
+    let (text, timed_out) = smb_common::smbtorture(port, test, limit);
     if timed_out {
         return "timeout".into();
     }

@@ -7,11 +7,9 @@
 
 mod smb_common;
 
-use smb_common::{Server, PASS, USER};
+use smb_common::Server;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// (suite, time limit in seconds)
 const SUITES: &[(&str, u64)] = &[
@@ -43,36 +41,7 @@ fn known_failures() -> BTreeSet<String> {
 
 /// Run one suite; returns test name → outcome ("success", "failure", "error", "skip").
 fn run_suite(port: u16, suite: &str, limit: u64) -> (BTreeMap<String, String>, bool) {
-    let mut child = Command::new("smbtorture")
-        .arg("//127.0.0.1/share")
-        .args(["-p", &port.to_string()])
-        .args(["-U", &format!("{USER}%{PASS}")])
-        .arg(suite)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("smbtorture must be installed (scripts/test.sh installs samba-testsuite)");
-    let mut out = child.stdout.take().expect("stdout");
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let start = Instant::now();
-    let mut timed_out = false;
-    loop {
-        if let Ok(Some(_)) = child.try_wait() {
-            break;
-        }
-        if start.elapsed() > Duration::from_secs(limit) {
-            timed_out = true;
-            let _ = child.kill();
-            let _ = child.wait();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let text = reader.join().unwrap_or_default();
+    let (text, timed_out) = smb_common::smbtorture(port, suite, Duration::from_secs(limit));
     let mut results = BTreeMap::new();
     let mut last_started = None;
     for line in text.lines() {

@@ -125,3 +125,39 @@ pub fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
         })
         .collect()
 }
+
+/// Runs `smbtorture` against the server's share for one test or suite, killing it after
+/// `limit`. Returns its stdout and whether it timed out.
+pub fn smbtorture(port: u16, target: &str, limit: std::time::Duration) -> (String, bool) {
+    use std::io::Read;
+    let mut child = Command::new("smbtorture")
+        .arg("//127.0.0.1/share")
+        .args(["-p", &port.to_string()])
+        .args(["-U", &format!("{USER}%{PASS}")])
+        .arg(target)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("smbtorture must be installed (scripts/test.sh installs samba-testsuite)");
+    let mut out = child.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let start = std::time::Instant::now();
+    let mut timed_out = false;
+    loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        if start.elapsed() > limit {
+            timed_out = true;
+            let _ = child.kill();
+            let _ = child.wait();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    (reader.join().unwrap_or_default(), timed_out)
+}
