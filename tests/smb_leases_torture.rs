@@ -20,6 +20,11 @@ const LIMIT_KNOWN_TIMEOUT: Duration = Duration::from_secs(15);
 /// smb2.oplock.*timeout*), so a short one keeps the suites fast.
 const BREAK_TIMEOUT: &str = "5";
 
+/// Tests that must run, not skip: smbtorture skips them when the server lacks a
+/// feature (directory leases: SMB2_GLOBAL_CAP_DIRECTORY_LEASING), so a skip here means
+/// the feature regressed.
+const MUST_NOT_SKIP: &[&str] = &["smb2.lease.v2_request_parent", "smb2.lease.v2_request"];
+
 /// name -> listed outcome ("failure", "timeout", ...)
 fn known_failures(suite: &str) -> BTreeMap<String, String> {
     let path = format!(
@@ -100,13 +105,22 @@ fn run_suite(suite: &str) {
     }
     let unexpected: Vec<(&String, &String)> = results
         .iter()
-        .filter(|(k, v)| !matches!(v.as_str(), "success" | "skip") && !known.contains_key(*k))
+        .filter(|(k, v)| {
+            let skip_ok = v.as_str() == "skip" && !MUST_NOT_SKIP.contains(&k.as_str());
+            v.as_str() != "success" && !skip_ok && !known.contains_key(*k)
+        })
         .collect();
     assert!(
         unexpected.is_empty(),
         "unexpected {suite} failures: {unexpected:#?}"
     );
     assert!(pass > 0, "no {suite} test passed at all");
+    for t in MUST_NOT_SKIP
+        .iter()
+        .filter(|t| t.starts_with(&format!("{suite}.")))
+    {
+        assert!(results.contains_key(*t), "smbtorture no longer lists {t}");
+    }
 }
 
 #[test]

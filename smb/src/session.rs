@@ -105,6 +105,8 @@ pub struct Open {
     pub notify: Option<crate::handlers::notify::Watch>,
     /// This handle's share of its lease's or oplock's break route (issue 5).
     pub leasing: Option<crate::leasing::Held>,
+    /// What its close does to the parent directory's leases (issue 5).
+    pub dir_child: crate::leasing::directory::ChildOfDir,
 }
 
 /// Keys and flags needed to sign/encrypt one response, copied so async completions

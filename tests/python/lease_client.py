@@ -13,7 +13,7 @@ import struct
 import uuid
 from dataclasses import dataclass
 
-from smbprotocol.connection import Connection, SMB2TransformHeader
+from smbprotocol.connection import Capabilities, Connection, SMB2TransformHeader
 from smbprotocol.create_contexts import (
     CreateContextName,
     SMB2CreateContextRequest,
@@ -37,6 +37,8 @@ from smbprotocol.tree import TreeConnect
 
 UNSOLICITED = 0xFFFFFFFFFFFFFFFF
 ACK_REQUIRED = 0x01
+# MS-SMB2 2.2.13.2.10: the V2 request carries a ParentLeaseKey.
+PARENT_LEASE_KEY_SET = 0x04
 
 R, H, W = 0x01, 0x02, 0x04
 RH, RW, RWH = R | H, R | W, R | W | H
@@ -91,9 +93,12 @@ def parse_break(plain):
 
 
 class LeaseClient:
-    def __init__(self, port, user, password, require_encryption=False):
+    def __init__(self, port, user, password, require_encryption=False, dir_leasing=False):
         self.breaks = queue.Queue()
         self.conn = Connection(uuid.uuid4(), "127.0.0.1", port)
+        if dir_leasing:
+            # smbprotocol does not ask for directory leases by itself (MS-SMB2 2.2.3).
+            self.conn.client_capabilities |= Capabilities.SMB2_GLOBAL_CAP_DIRECTORY_LEASING
         self.conn.connect()
         self._intercept()
         self.session = Session(self.conn, user, password, require_encryption=require_encryption)
@@ -128,22 +133,31 @@ class LeaseClient:
     def open(self, name, state=RWH, key=None, v2=True,
              disposition=CreateDisposition.FILE_OPEN_IF,
              access=FilePipePrinterAccessMask.GENERIC_READ | FilePipePrinterAccessMask.GENERIC_WRITE,
-             share=ShareAccess.FILE_SHARE_READ | ShareAccess.FILE_SHARE_WRITE | ShareAccess.FILE_SHARE_DELETE):
-        """Opens `name` asking for a lease; returns (Open, granted state, key)."""
+             share=ShareAccess.FILE_SHARE_READ | ShareAccess.FILE_SHARE_WRITE | ShareAccess.FILE_SHARE_DELETE,
+             directory=False, parent_key=None):
+        """Opens `name` asking for a lease; returns (Open, granted state, key).
+        `directory` opens a directory; `parent_key` names the parent directory's lease
+        key in the V2 context."""
         key = key or uuid.uuid4().bytes
         lease = SMB2CreateRequestLeaseV2() if v2 else SMB2CreateRequestLease()
         lease["lease_key"] = key
         lease["lease_state"] = state
         if v2:
-            lease["parent_lease_key"] = b"\0" * 16
+            lease["parent_lease_key"] = parent_key or b"\0" * 16
+            if parent_key:
+                lease["lease_flags"] = PARENT_LEASE_KEY_SET
             lease["epoch"] = b"\0\0"
             lease["reserved"] = 0
         ctx = SMB2CreateContextRequest()
         ctx["buffer_name"] = CreateContextName.SMB2_CREATE_REQUEST_LEASE
         ctx["buffer_data"] = lease
         f = Open(self.tree, name)
-        resp = f.create(ImpersonationLevel.Impersonation, access, FileAttributes.FILE_ATTRIBUTE_NORMAL,
-                        share, disposition, CreateOptions.FILE_NON_DIRECTORY_FILE,
+        if directory:
+            attrs, options = FileAttributes.FILE_ATTRIBUTE_DIRECTORY, CreateOptions.FILE_DIRECTORY_FILE
+        else:
+            attrs, options = FileAttributes.FILE_ATTRIBUTE_NORMAL, CreateOptions.FILE_NON_DIRECTORY_FILE
+        resp = f.create(ImpersonationLevel.Impersonation, access, attrs,
+                        share, disposition, options,
                         create_contexts=[ctx], oplock_level=RequestedOplockLevel.SMB2_OPLOCK_LEVEL_LEASE)
         granted = 0
         for c in resp or []:

@@ -433,27 +433,6 @@ impl State {
         )
     }
 
-    pub(crate) fn break_directory(
-        &mut self,
-        sh: &Shared,
-        dir: FileId,
-        by: &Requester,
-        out: &mut Outbox,
-    ) {
-        let ids = self.other_leases(dir, by);
-        let now = sh.now();
-        let none: Weak<dyn Withdraw> = Weak::<Shared>::new();
-        self.break_leases(
-            sh,
-            &none,
-            &ids,
-            BreakReason::DirectoryChange,
-            false,
-            now,
-            out,
-        );
-    }
-
     pub(crate) fn operator_break(
         &mut self,
         sh: &Shared,

@@ -7,6 +7,7 @@
 
 mod breaks;
 mod deadline;
+mod directory;
 mod locks;
 mod opens;
 mod recovery;
@@ -525,12 +526,10 @@ impl LockManager {
         })
     }
 
-    /// A child is about to be created in directory `parent` (breaks directory leases).
+    /// A child is about to be created in directory `parent` (breaks directory leases;
+    /// see `directory.rs`, and `break_parent` for a requester naming a parent lease).
     pub fn before_create_child(&self, parent: FileId, by: &Requester) -> BreakOutcome {
-        self.trigger(|st, sh, _w, out| {
-            st.break_directory(sh, parent, by, out);
-            Ok(BreakOutcome::Proceed)
-        })
+        self.break_parent(parent, by, None)
     }
 
     /// Operator-initiated break of every lease on `file` down to `to`, subject to the

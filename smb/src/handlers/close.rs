@@ -17,6 +17,7 @@ const CLOSE_FLAG_POSTQUERY_ATTRIB: u16 = 0x0001;
 pub fn release(srv: &Server, o: Open) {
     let _ = o.closed.send(true);
     srv.hub.close(o.lock_open);
+    crate::leasing::directory::on_close(srv, &o);
     let mut files = srv.files();
     let e = files.entry(o.file).or_default();
     if o.delete_on_close {

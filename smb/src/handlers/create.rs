@@ -269,11 +269,7 @@ fn open(
                 return Err(status::OBJECT_PATH_NOT_FOUND);
             }
             action = ACTION_CREATED;
-            if let Ok(p) = srv.root.parent_dir(&path) {
-                if let Ok(pid) = file_id_of(&p) {
-                    srv.hub.before_create_child(pid, st.owner());
-                }
-            }
+            crate::leasing::directory::before_create_child(srv, st, creq, &path);
             if creq.options & OPT_DIRECTORY_FILE != 0 {
                 srv.root.mkdir(&path).map_err(io_status)?;
                 let fd = srv
@@ -565,6 +561,7 @@ fn finish(
         closed: tokio::sync::watch::channel(false).0,
         notify: None,
         leasing,
+        dir_child: crate::leasing::directory::ChildOfDir::new(st, creq),
     };
     st.opens.insert(v, open);
     st.compound_fid = Some((v, v));

@@ -97,6 +97,13 @@ pub fn handle(srv: &Arc<Server>, st: &mut ConnState, req: &Req) -> Result<Outcom
         }
         _ => {}
     }
+    // 3.3.5.4: directory leases are offered to SMB 3.x clients that ask for them
+    // (the capability bit in the request); grants check it (leasing::directory).
+    if matches!(d, Dialect::Smb300 | Dialect::Smb302 | Dialect::Smb311)
+        && nreq.capabilities & CAP_DIRECTORY_LEASING != 0
+    {
+        resp.capabilities |= CAP_DIRECTORY_LEASING;
+    }
     st.dialect = Some(d);
     st.negotiated = true;
     st.server_security_mode = resp.security_mode;

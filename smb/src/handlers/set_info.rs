@@ -88,7 +88,7 @@ fn handle_inner(srv: &Arc<Server>, st: &mut ConnState, req: &Req) -> Result<Outc
     match cls {
         class::BASIC => {
             short(40)?;
-            set_basic(st, v, &buf)
+            set_basic(st, v, &buf).inspect(|_| crate::leasing::directory::modified(st, v))
         }
         class::DISPOSITION | class::DISPOSITION_EX => {
             short(1)?;
@@ -103,6 +103,7 @@ fn handle_inner(srv: &Arc<Server>, st: &mut ConnState, req: &Req) -> Result<Outc
             short(8)?;
             let size = buf.u64(0).map_err(super::wire_err)?;
             set_size(srv, st, v, size, cls == class::ALLOCATION)
+                .inspect(|_| crate::leasing::directory::modified(st, v))
         }
         class::RENAME | class::RENAME_EX => {
             short(20)?;

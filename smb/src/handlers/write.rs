@@ -53,6 +53,7 @@ pub fn handle(srv: &Arc<Server>, st: &mut ConnState, req: &Req) -> Result<Outcom
         _ => return Err(status::INVALID_DEVICE_REQUEST),
     }
     o.position = offset + length as u64;
+    o.dir_child.modified = true;
     crate::vfs::clear_change_override(fd);
     let path = o.path.clone();
     notify::publish(srv, Change::modified(&path));

@@ -10,6 +10,7 @@
 //! Batch = RWH, each with a private key per open chosen by the manager.
 
 pub mod context;
+pub mod directory;
 pub mod pending;
 pub mod sink;
 
@@ -138,12 +139,12 @@ fn lease_request(st: &ConnState, ask: &Ask, is_dir: bool) -> Option<LeaseRequest
         }),
         Ask::Lease(c) => {
             let mut state = LeaseState((c.state & 0x7) as u8);
-            // Directory leases need SMB2_GLOBAL_CAP_DIRECTORY_LEASING (3.3.5.9.11),
-            // which we do not advertise yet: the key is still checked (the same key on
-            // another file is STATUS_INVALID_PARAMETER) but nothing is granted, and the
-            // response carries no lease, as Samba answers.
+            // Directory leases (3.3.5.9.11): R or RH for a V2 context on a connection
+            // with SMB2_GLOBAL_CAP_DIRECTORY_LEASING. Otherwise the key is still checked
+            // (the same key on another file is STATUS_INVALID_PARAMETER) but nothing is
+            // granted, and the response carries no lease, as Windows and Samba answer.
             if is_dir {
-                state = LeaseState::NONE;
+                state = directory::requested_state(st, c).unwrap_or(LeaseState::NONE);
             }
             Some(LeaseRequest {
                 client,
@@ -193,7 +194,7 @@ pub fn open(srv: &Arc<Server>, st: &ConnState, p: &OpenParams, ask: &Ask) -> Res
         {
             OpenOutcome::Opened(g) => {
                 let ask = match ask {
-                    Ask::Lease(_) if p.is_dir => Ask::None,
+                    Ask::Lease(_) if p.is_dir && !directory::grants(st, ask) => Ask::None,
                     a => *a,
                 };
                 st.leases.stash.put((ask, g.open, g.lease));

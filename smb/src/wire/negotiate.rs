@@ -16,6 +16,7 @@ pub const SIGNING_REQUIRED: u16 = 0x0002;
 pub const CAP_DFS: u32 = 0x01;
 pub const CAP_LEASING: u32 = 0x02;
 pub const CAP_LARGE_MTU: u32 = 0x04;
+pub const CAP_DIRECTORY_LEASING: u32 = 0x20;
 pub const CAP_ENCRYPTION: u32 = 0x40;
 
 pub const CTX_PREAUTH_INTEGRITY: u16 = 0x0001;

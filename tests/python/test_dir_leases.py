@@ -1,0 +1,107 @@
+"""Directory leases (issue 5) against one `leasefs serve --mount`: an SMB 3.x client
+holding RH on a directory is told when the directory changes, whether the change
+comes from the FUSE mount (touch, rm, mv) or from another SMB client, but not when it
+creates a child itself naming the directory's lease as ParentLeaseKey
+(MS-SMB2 2.2.13.2.10, 3.3.5.9.11; MS-FSA 2.1.5.1.2.1)."""
+
+import contextlib
+
+from smbprotocol.open import CreateDisposition, FilePipePrinterAccessMask
+
+from conftest import PASSWORD, USER
+from lease_client import RH, RWH, LeaseClient, R
+from test_leases import WAIT, mounted, shell
+
+DIR_READ = FilePipePrinterAccessMask.GENERIC_READ
+# A break the holder never acknowledges is revoked only after this long: a local
+# change that waited for the ack would not finish within WAIT.
+NO_DEADLINE = WAIT * 3
+
+
+@contextlib.contextmanager
+def dir_client(server, dir_leasing=True):
+    c = LeaseClient(server.port, USER, PASSWORD, dir_leasing=dir_leasing)
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+def hold_dir(client, name, key=None):
+    """Opens directory `name` asking for RWH; the grant must be RH (never W)."""
+    d, granted, key = client.open(name, RWH, key=key, directory=True, access=DIR_READ,
+                                  disposition=CreateDisposition.FILE_OPEN)
+    assert granted == RH
+    return d, key
+
+
+def expect_dir_break(client, key):
+    brk = client.next_break(WAIT)
+    assert brk.key == key
+    assert brk.current == RH
+    assert brk.new == 0
+    assert brk.ack_required
+    return brk
+
+
+def test_local_touch_rm_and_mv_break_an_smb_directory_lease():
+    with mounted(break_timeout=NO_DEADLINE) as srv, dir_client(srv) as a:
+        (srv.backing / "d").mkdir()
+        d, key = hold_dir(a, "d")
+        for cmd in (f"touch {srv.mount}/d/x",
+                    f"mv {srv.mount}/d/x {srv.mount}/d/y",
+                    f"rm {srv.mount}/d/y"):
+            local = shell(cmd)
+            brk = expect_dir_break(a, key)
+            # The local change does not wait for the holder: it completes before the
+            # ack (and long before the break deadline).
+            assert local.wait(WAIT) == 0, cmd
+            assert a.ack(brk) == 0
+            # Re-arm: the same key on a new open of the directory gets RH back.
+            d2, _ = hold_dir(a, "d", key=key)
+            d2.close()
+        assert not (srv.backing / "d" / "x").exists()
+        assert not (srv.backing / "d" / "y").exists()
+        d.close()
+
+
+def test_smb_create_by_another_client_breaks_but_own_parent_key_does_not():
+    with mounted(break_timeout=NO_DEADLINE) as srv, dir_client(srv) as a, dir_client(srv) as b:
+        (srv.backing / "d").mkdir()
+        d, key = hold_dir(a, "d")
+        own, granted, _ = a.open("d\\own.txt", RWH, parent_key=key,
+                                 disposition=CreateDisposition.FILE_CREATE)
+        assert granted == RWH
+        assert a.breaks.empty(), "a create naming the holder's lease as parent broke it"
+        other, granted, _ = b.open("d\\other.txt", RWH,
+                                   disposition=CreateDisposition.FILE_CREATE)
+        assert granted == RWH
+        # Still RH when B created: A's own create had not broken it.
+        brk = expect_dir_break(a, key)
+        assert a.ack(brk) == 0
+        # A create by A without naming the parent breaks its lease too.
+        d2, _ = hold_dir(a, "d", key=key)
+        d2.close()
+        plain, _, _ = a.open("d\\plain.txt", RWH, disposition=CreateDisposition.FILE_CREATE)
+        expect_dir_break(a, key)
+        for f in (own, other, plain, d):
+            f.close()
+
+
+def test_no_directory_lease_without_the_capability_or_with_v1():
+    with mounted(break_timeout=NO_DEADLINE) as srv:
+        (srv.backing / "d").mkdir()
+        with dir_client(srv, dir_leasing=False) as c:
+            d, granted, _ = c.open("d", RH, directory=True, access=DIR_READ,
+                                   disposition=CreateDisposition.FILE_OPEN)
+            assert granted == 0
+            d.close()
+        with dir_client(srv) as c:
+            d, granted, _ = c.open("d", RH, v2=False, directory=True, access=DIR_READ,
+                                   disposition=CreateDisposition.FILE_OPEN)
+            assert granted == 0
+            d.close()
+            d, granted, _ = c.open("d", R, directory=True, access=DIR_READ,
+                                   disposition=CreateDisposition.FILE_OPEN)
+            assert granted == R
+            d.close()
