@@ -6,7 +6,10 @@ creates a child itself naming the directory's lease as ParentLeaseKey
 
 import contextlib
 
-from smbprotocol.open import CreateDisposition, FilePipePrinterAccessMask
+from smbprotocol.open import (
+    CreateDisposition, CreateOptions, FileAttributes, FilePipePrinterAccessMask,
+    ImpersonationLevel, Open, ShareAccess,
+)
 
 from conftest import PASSWORD, USER
 from lease_client import RH, RWH, LeaseClient, R
@@ -83,8 +86,21 @@ def test_smb_create_by_another_client_breaks_but_own_parent_key_does_not():
         d2, _ = hold_dir(a, "d", key=key)
         d2.close()
         plain, _, _ = a.open("d\\plain.txt", RWH, disposition=CreateDisposition.FILE_CREATE)
+        brk = expect_dir_break(a, key)
+        assert a.ack(brk) == 0
+        # B deleting a child (delete on close) breaks it as well.
+        other.close()
+        d2, _ = hold_dir(a, "d", key=key)
+        d2.close()
+        gone = Open(b.tree, "d\\other.txt")
+        gone.create(ImpersonationLevel.Impersonation, FilePipePrinterAccessMask.DELETE,
+                    FileAttributes.FILE_ATTRIBUTE_NORMAL, ShareAccess.FILE_SHARE_DELETE,
+                    CreateDisposition.FILE_OPEN,
+                    CreateOptions.FILE_NON_DIRECTORY_FILE | CreateOptions.FILE_DELETE_ON_CLOSE)
+        gone.close()
         expect_dir_break(a, key)
-        for f in (own, other, plain, d):
+        assert not (srv.backing / "d" / "other.txt").exists()
+        for f in (own, plain, d):
             f.close()
 
 

@@ -561,7 +561,11 @@ fn finish(
         closed: tokio::sync::watch::channel(false).0,
         notify: None,
         leasing,
-        dir_child: crate::leasing::directory::ChildOfDir::new(st, creq),
+        dir_child: crate::leasing::directory::ChildOfDir::new(
+            st,
+            creq,
+            action == ACTION_OVERWRITTEN || action == ACTION_SUPERSEDED,
+        ),
     };
     st.opens.insert(v, open);
     st.compound_fid = Some((v, v));

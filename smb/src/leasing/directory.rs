@@ -91,9 +91,10 @@ pub struct ChildOfDir {
 }
 
 impl ChildOfDir {
-    pub fn new(st: &ConnState, creq: &CreateRequest) -> Self {
+    /// `overwritten`: the CREATE truncated an existing file (OVERWRITE, SUPERSEDE).
+    pub fn new(st: &ConnState, creq: &CreateRequest, overwritten: bool) -> Self {
         ChildOfDir {
-            modified: false,
+            modified: overwritten,
             parent_lease: parent_lease_of(st, creq),
         }
     }
