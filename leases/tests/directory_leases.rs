@@ -173,3 +173,58 @@ fn r_only_directory_lease_breaks_without_ack() {
     assert!(!n[0].ack_required);
     assert_eq!(lease_state(&m, 1, DIR_KEY), Some(st("none")));
 }
+
+#[test]
+fn renaming_a_directory_breaks_handle_caching_below_it_and_waits() {
+    let (m, _clock) = manual_mgr();
+    let rec = Arc::new(Recorder::default());
+    m.register_sink(owner(1), rec.clone());
+    let root = file(1);
+    let g = must_open(&m, &leased_open(file(7), 1, 11, st("RH"), Access::READ));
+    // file(7) lives in DIR2, which lives in DIR.
+    m.set_ancestors(g.open, vec![file(DIR2), file(DIR)]);
+    let by = Requester::owner(local(9));
+    // Renaming an unrelated directory touches nothing.
+    assert!(matches!(
+        m.before_rename(file(200), Some(root), Some(root), &by),
+        BreakOutcome::Proceed
+    ));
+    assert!(rec.take().is_empty());
+    // Renaming the grandparent breaks H and waits for the ack.
+    let w = match m.before_rename(file(DIR), Some(root), Some(root), &by) {
+        BreakOutcome::Wait(w) => w,
+        BreakOutcome::Proceed => panic!("a rename above a handle-cached file must wait"),
+    };
+    let n = rec.take();
+    assert_eq!(n.len(), 1);
+    assert_eq!((n[0].key, n[0].from, n[0].to), (key(11), st("RH"), st("R")));
+    assert!(n[0].ack_required);
+    assert_eq!(m.ack_break(client(1), key(11), st("R")), Ok(st("R")));
+    assert_eq!(w.wait(), WakeReason::Acked);
+}
+
+#[test]
+fn renaming_a_directory_spares_the_renamers_own_lease_and_closed_opens() {
+    let (m, _clock) = manual_mgr();
+    let rec = Arc::new(Recorder::default());
+    m.register_sink(owner(1), rec.clone());
+    let root = file(1);
+    let g = must_open(&m, &leased_open(file(7), 1, 11, st("RH"), Access::READ));
+    m.set_ancestors(g.open, vec![file(DIR)]);
+    let own = Requester {
+        owner: owner(1),
+        lease: Some((client(1), key(11))),
+    };
+    assert!(matches!(
+        m.before_rename(file(DIR), Some(root), Some(root), &own),
+        BreakOutcome::Proceed
+    ));
+    assert!(rec.take().is_empty());
+    m.close(g.open);
+    let by = Requester::owner(local(9));
+    assert!(matches!(
+        m.before_rename(file(DIR), Some(root), Some(root), &by),
+        BreakOutcome::Proceed
+    ));
+    assert!(rec.take().is_empty());
+}

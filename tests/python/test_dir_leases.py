@@ -121,3 +121,26 @@ def test_no_directory_lease_without_the_capability_or_with_v1():
                                    disposition=CreateDisposition.FILE_OPEN)
             assert granted == R
             d.close()
+
+
+def test_local_rename_of_a_directory_breaks_handle_caching_below_it_first():
+    """A holds RH on d/sub/f.txt; a local `mv mnt/d mnt/e` waits until A gave up H (the
+    path of its cached handle changes), then completes."""
+    with mounted(break_timeout=NO_DEADLINE) as srv, dir_client(srv) as a:
+        (srv.backing / "d" / "sub").mkdir(parents=True)
+        (srv.backing / "d" / "sub" / "f.txt").write_bytes(b"x")
+        f, granted, key = a.open("d\\sub\\f.txt", RH, access=DIR_READ,
+                                 disposition=CreateDisposition.FILE_OPEN)
+        assert granted == RH
+        local = shell(f"mv {srv.mount}/d {srv.mount}/e")
+        brk = a.next_break(WAIT)
+        assert brk.key == key
+        assert brk.current == RH
+        assert brk.new & 0x02 == 0
+        assert brk.ack_required
+        assert local.poll() is None, "the rename must wait for the ack"
+        assert (srv.backing / "d").exists()
+        a.ack(brk)
+        assert local.wait(WAIT) == 0
+        assert (srv.backing / "e" / "sub" / "f.txt").exists()
+        f.close()

@@ -424,7 +424,11 @@ impl State {
         for p in parents.iter().flatten() {
             self.break_directory(sh, *p, by, out);
         }
-        let ids = self.other_leases(file, by);
+        let mut ids = self.other_leases(file, by);
+        if reason == BreakReason::Rename {
+            // A renamed directory moves the files below it (directory.rs).
+            self.add_leases_below(file, by, &mut ids);
+        }
         Ok(
             match self.break_leases(sh, &w, &ids, reason, true, now, out) {
                 Some(wait) => BreakOutcome::Wait(wait),

@@ -17,7 +17,7 @@
 
 use super::{LeaseId, LockManager, Outbox, Requester, Shared, State};
 use crate::lease::{BreakReason, LeaseVersion};
-use crate::types::{ClientId, FileId, LeaseKey};
+use crate::types::{ClientId, FileId, LeaseKey, OpenId};
 use crate::wait::Withdraw;
 use crate::BreakOutcome;
 use std::sync::Weak;
@@ -71,6 +71,38 @@ impl State {
         );
     }
 
+    /// Adds to `ids` the leases of opens below directory `dir` (its front end reported
+    /// `dir` among their ancestors), except the requester's: renaming a directory
+    /// changes the path of everything below it, so their handle caching goes as for
+    /// a rename of the file itself (DESIGN.md "rename of the file or its parent";
+    /// MS-FSA 2.1.5.14.11 refuses to rename a directory with open files below, after
+    /// breaking their handle caching).
+    pub(crate) fn add_leases_below(&self, dir: FileId, by: &Requester, ids: &mut Vec<LeaseId>) {
+        for (open, dirs) in &self.ancestors {
+            if !dirs.contains(&dir) {
+                continue;
+            }
+            let Some(id) = self.opens.get(open).and_then(|o| o.lease) else {
+                continue;
+            };
+            if Some(id) != by.lease && !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+    }
+
+    fn set_ancestors(&mut self, open: OpenId, dirs: Vec<FileId>) {
+        if !self.opens.contains_key(&open) {
+            return;
+        }
+        // Closed opens are dropped here, in bulk, rather than on every close.
+        if self.ancestors.len() >= 2 * self.opens.len() + 64 {
+            let opens = &self.opens;
+            self.ancestors.retain(|o, _| opens.contains_key(o));
+        }
+        self.ancestors.insert(open, dirs);
+    }
+
     pub(crate) fn break_directory(
         &mut self,
         sh: &Shared,
@@ -83,6 +115,17 @@ impl State {
 }
 
 impl LockManager {
+    /// Tells the manager which directories are above `open`'s file (any order; the
+    /// share or mount root need not be listed). Renaming one of them then breaks the
+    /// handle caching of `open`'s lease and waits, as a rename of the file does. A
+    /// hint kept in memory only: after a restart, reopens report it again.
+    pub fn set_ancestors(&self, open: OpenId, dirs: Vec<FileId>) {
+        let ((), out) = self
+            .shared
+            .with_state(|st, _sh, _out| st.set_ancestors(open, dirs));
+        self.shared.deliver(out);
+    }
+
     /// Something changed in directory `dir` (a child created, deleted, renamed in or
     /// out, or modified): breaks the directory's leases to None without waiting,
     /// except `parent_lease`, the lease the requester named as its ParentLeaseKey

@@ -272,6 +272,9 @@ pub(crate) struct State {
     pub subscribers: Vec<(u64, Arc<dyn crate::events::EventSink>)>,
     /// The operation being run and who asked, stamped on its events.
     pub cause: (Option<OwnerId>, &'static str),
+    /// Directories above a leased open's file, as its front end reported them
+    /// (directory.rs: renaming one breaks the open's handle caching).
+    pub ancestors: HashMap<OpenId, Vec<FileId>>,
 }
 
 pub(crate) struct Shared {
@@ -336,6 +339,7 @@ impl LockManager {
             shutdown: false,
             subscribers: Vec::new(),
             cause: (None, ""),
+            ancestors: HashMap::new(),
         };
         if start.previous_clean || persisted.is_empty() {
             if !persisted.is_empty() {

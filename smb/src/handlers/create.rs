@@ -542,6 +542,9 @@ fn finish(
         (v, v),
     );
     contexts.extend(lease_ctx);
+    if leasing.is_some() {
+        crate::leasing::directory::register_ancestors(srv, &path, lock_open);
+    }
     let open = Open {
         persistent: v,
         volatile: v,

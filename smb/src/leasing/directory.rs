@@ -24,7 +24,7 @@ use crate::session::{ConnState, Open};
 use crate::vfs::{self, SmbPath};
 use crate::wire::create::CreateRequest;
 use crate::wire::negotiate::CAP_DIRECTORY_LEASING;
-use leasefs_leases::{ClientId, FileId, LeaseKey, LeaseState, Requester};
+use leasefs_leases::{ClientId, FileId, LeaseKey, LeaseState, OpenId, Requester};
 use std::os::fd::AsRawFd;
 
 /// Whether this connection may hold directory leases (3.3.5.4 capability negotiated).
@@ -118,5 +118,27 @@ pub fn on_close(srv: &Server, o: &Open) {
         srv.hub
             .manager()
             .break_parent(pid, &Requester::owner(o.owner), o.dir_child.parent_lease);
+    }
+}
+
+/// Tells the lock manager which directories are above a leased open, so a rename of
+/// one of them (through the mount: SMB renames of a directory with open handles below
+/// are refused) breaks the lease's handle caching first (DESIGN.md "rename of the file
+/// or its parent"). One lookup per path component, for leased opens only.
+pub fn register_ancestors(srv: &Server, path: &SmbPath, open: OpenId) {
+    let n = path.parts.len();
+    let dirs: Vec<FileId> = (1..n)
+        .filter_map(|i| {
+            let rel = path.parts[..i].join("/");
+            let d = srv
+                .root
+                .open_beneath(&rel, libc::O_PATH | libc::O_DIRECTORY, 0)
+                .ok()?;
+            let s = vfs::fstat(d.as_raw_fd()).ok()?;
+            Some(FileId::new(s.st_dev, s.st_ino))
+        })
+        .collect();
+    if !dirs.is_empty() {
+        srv.hub.manager().set_ancestors(open, dirs);
     }
 }
