@@ -5,9 +5,10 @@
 //! and an SMB LOCK on the same bytes conflict, and share modes hold across protocols.
 //! Handlers call only the functions here, in SMB terms, and get NTSTATUS values back.
 //!
-//! Leases and oplocks over SMB are issue 5: we never request one, so SMB opens are
-//! never broken. Other holders (a control-socket lease) may be, in which case the
-//! call waits here for the break to finish (bounded by the manager's break timeout).
+//! Leases and oplocks (issue 5) live in `leasing`. Nothing here blocks an SMB
+//! connection on another holder's break: operations that must wait for an ack go
+//! async (`leasing::pending`, `handlers::unlink`); only `open`, which the SMB handlers
+//! do not use, still waits in place.
 
 use crate::wire::status;
 use leasefs_leases::{
@@ -57,7 +58,8 @@ pub(crate) fn lock_status(e: LockError) -> u32 {
 }
 
 /// Waits for other holders' breaks. The manager guarantees every wait ends (ack,
-/// release, disconnect or the break deadline), so blocking here is bounded.
+/// release, disconnect or the break deadline), so blocking here is bounded; no SMB
+/// request path calls it (see the module comment).
 fn settle(o: BreakOutcome) {
     if let BreakOutcome::Wait(w) = o {
         let why = w.wait();
@@ -189,36 +191,23 @@ impl LockHub {
         }
     }
 
-    /// A data write or size change through `open` (breaks others' read caching).
+    /// A data write or size change through `open` (breaks others' read caching). The
+    /// manager never makes a writer wait for these (MS-FSA 2.1.4.12: a Read-Handle
+    /// holder must ack, but the write goes on), so this never blocks the connection.
     pub fn before_write(&self, open: OpenId) {
-        settle(self.mgr.before_write(open));
+        if let BreakOutcome::Wait(w) = self.mgr.before_write(open) {
+            tracing::debug!(wait = w.id(), "write does not wait for read-caching breaks");
+        }
     }
 
-    pub fn before_unlink(&self, file: FileId, parent: Option<FileId>, owner: OwnerId) {
-        settle(
-            self.mgr
-                .before_unlink(file, parent, &Requester::owner(owner)),
-        );
-    }
-
-    pub fn before_rename(
-        &self,
-        file: FileId,
-        from: Option<FileId>,
-        to: Option<FileId>,
-        owner: OwnerId,
-    ) {
-        settle(
-            self.mgr
-                .before_rename(file, from, to, &Requester::owner(owner)),
-        );
-    }
-
+    /// A child is created in `parent`: directory leases break without an ack wait.
     pub fn before_create_child(&self, parent: FileId, owner: OwnerId) {
-        settle(
-            self.mgr
-                .before_create_child(parent, &Requester::owner(owner)),
-        );
+        if let BreakOutcome::Wait(w) = self
+            .mgr
+            .before_create_child(parent, &Requester::owner(owner))
+        {
+            tracing::debug!(wait = w.id(), "create does not wait for directory breaks");
+        }
     }
 
     /// A connection went away: drop everything it held and wake waiters.

@@ -252,8 +252,9 @@ impl ConnState {
             .ok_or(status::NETWORK_NAME_DELETED)
     }
 
-    /// Close every open matching `pred` (logoff, tree disconnect, teardown).
-    pub fn close_where(&mut self, srv: &Server, pred: impl Fn(&Open) -> bool) {
+    /// Close every open matching `pred` (logoff, tree disconnect, teardown). An unlink
+    /// that must wait for other holders' breaks finishes on its own task.
+    pub fn close_where(&mut self, srv: &Arc<Server>, pred: impl Fn(&Open) -> bool) {
         let ids: Vec<u64> = self
             .opens
             .iter()
@@ -262,7 +263,8 @@ impl ConnState {
             .collect();
         for id in ids {
             if let Some(o) = self.opens.remove(&id) {
-                crate::handlers::close::release(srv, o);
+                let by = crate::leasing::requester(self, &o);
+                let _ = crate::handlers::close::release(srv, o, &by);
             }
         }
     }

@@ -1,20 +1,24 @@
 //! CLOSE (MS-SMB2 3.3.5.10) and the shared release path used by LOGOFF, TREE_DISCONNECT
 //! and connection teardown (3.3.7.1).
 
-use super::{reader, Outcome, Req};
-use crate::notify::{self, Change};
+use super::{reader, unlink, Outcome, Req};
 use crate::server::Server;
-use crate::session::{ConnState, Handle, Open};
-use crate::vfs::{self, streams};
+use crate::session::{ConnState, Open};
+use crate::vfs;
 use crate::wire::{status, Put};
+use leasefs_leases::Requester;
 use std::sync::Arc;
 
 const CLOSE_FLAG_POSTQUERY_ATTRIB: u16 = 0x0001;
 
 /// Drop an open: leave the lock manager (which also drops its byte-range locks), and
 /// delete the file when this was the last open of a delete-pending file (MS-FSA
-/// 2.1.5.4: delete-on-close takes effect at cleanup of the last handle).
-pub fn release(srv: &Server, o: Open) {
+/// 2.1.5.4: delete-on-close takes effect at cleanup of the last handle). `by` is the
+/// handle's requester, whose own lease key no unlink break touches (MS-SMB2 3.3.1.4).
+///
+/// When other holders' handle caching must be broken first, the rest finishes on its
+/// own task (`unlink`), returned so CLOSE can answer once it is done.
+pub fn release(srv: &Arc<Server>, o: Open, by: &Requester) -> Option<unlink::Finishing> {
     let _ = o.closed.send(true);
     srv.hub.close(o.lock_open);
     crate::leasing::directory::on_close(srv, &o);
@@ -26,30 +30,18 @@ pub fn release(srv: &Server, o: Open) {
     e.opens = e.opens.saturating_sub(1);
     e.handles.retain(|h| h.0 != o.volatile);
     let delete = e.opens == 0 && e.delete_pending;
+    // This handle's delete-on-close made the file delete-pending beside other handles.
+    let pending_beside_others = o.delete_on_close && e.opens > 0;
     if e.opens == 0 {
         files.remove(&o.file);
     }
     drop(files);
     if delete {
-        if o.path.stream.is_none() {
-            let parent = srv
-                .root
-                .parent_dir(&o.path)
-                .ok()
-                .and_then(|d| vfs::fstat(std::os::fd::AsRawFd::as_raw_fd(&d)).ok())
-                .map(|s| leasefs_leases::FileId::new(s.st_dev, s.st_ino));
-            srv.hub.before_unlink(o.file, parent, o.owner);
-        }
-        let res = match &o.handle {
-            Handle::Stream { base, name } => {
-                streams::remove(std::os::fd::AsRawFd::as_raw_fd(base), name)
-            }
-            _ => srv.root.unlink(&o.path, o.is_dir),
-        };
-        match res {
-            Ok(()) => notify::publish(srv, Change::removed(&o.path)),
-            Err(e) => tracing::debug!(path = %o.path.rel(), "delete on close failed: {e}"),
-        }
+        unlink::last_close(srv, o, by)
+    } else if pending_beside_others && o.path.stream.is_none() {
+        unlink::became_pending(srv, o.file, by)
+    } else {
+        None
     }
 }
 
@@ -63,7 +55,8 @@ pub fn handle(srv: &Arc<Server>, st: &mut ConnState, req: &Req) -> Result<Outcom
     } else {
         None
     };
-    release(srv, o);
+    let by = crate::leasing::requester(st, &o);
+    let finishing = release(srv, o, &by);
     let mut b = Vec::with_capacity(60);
     b.put_u16(60);
     match meta {
@@ -82,5 +75,17 @@ pub fn handle(srv: &Arc<Server>, st: &mut ConnState, req: &Req) -> Result<Outcom
             b.put_zeros(56);
         }
     }
-    Ok(Outcome::Done(status::SUCCESS, b))
+    match finishing {
+        None => Ok(Outcome::Done(status::SUCCESS, b)),
+        // Other holders' H breaks are under way: answer once they and the unlink are
+        // done, STATUS_PENDING meanwhile (MS-SMB2 3.3.4.2), so this connection keeps
+        // serving requests (the holder's ack may come on it). Only the last request of
+        // a compound may go async; elsewhere the close is answered now and the unlink
+        // follows on its own.
+        Some(f) if req.hdr.next_command == 0 => Ok(Outcome::Async(Box::pin(async move {
+            let _ = f.await;
+            (status::SUCCESS, b)
+        }))),
+        Some(_) => Ok(Outcome::Done(status::SUCCESS, b)),
+    }
 }

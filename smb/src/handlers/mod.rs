@@ -15,6 +15,7 @@ pub mod read;
 pub mod session_setup;
 pub mod set_info;
 pub mod tree;
+pub mod unlink;
 pub mod write;
 
 use crate::server::Server;

@@ -203,6 +203,24 @@ fn set_disposition(srv: &Server, st: &mut ConnState, v: u64, delete: bool) -> Re
     } else {
         o.delete_on_close = false;
     }
+    if delete {
+        // MS-FSA 2.1.5.14.3 with 2.1.4.12: marking the file for deletion breaks other
+        // keys' handle caching first, and waits for the acks (async where the request
+        // may go async, see leasing::pending), so their cached handles can go.
+        let (file, is_stream) = (o.file, o.path.stream.is_some());
+        if !is_stream {
+            let by = st
+                .opens
+                .get(&v)
+                .map(|o| crate::leasing::requester(st, o))
+                .ok_or(status::FILE_CLOSED)?;
+            crate::leasing::pending::settle(
+                &st.leases.pending,
+                srv.hub.manager().before_unlink(file, None, &by),
+            )?;
+        }
+    }
+    let o = st.opens.get_mut(&v).ok_or(status::FILE_CLOSED)?;
     srv.files().entry(o.file).or_default().delete_pending = delete;
     Ok(done())
 }

@@ -73,9 +73,16 @@ impl Default for Pending {
 }
 
 /// Waits for a break another operation triggered (rename, MS-SMB2 3.3.5.21.1 with
-/// MS-FSA 2.1.5.14.11: handle caching of other keys goes first). Where the request may
-/// go async the wait is parked and STATUS_PENDING returned, and the request runs again
-/// once the wait ends (the break is then done, so the second run proceeds).
+/// MS-FSA 2.1.5.14.11; delete disposition, 2.1.5.14.3: handle caching of other keys
+/// goes first). Where the request may go async the wait is parked and STATUS_PENDING
+/// returned, and the request runs again once the wait ends (the break is then done, so
+/// the second run proceeds).
+///
+/// Where it may not (inside a compound, 3.3.4.2) the operation proceeds with the breaks
+/// sent but not acknowledged, as Windows does for a Read-Handle holder on several
+/// operations, rather than block the connection: the holder's ack may have to come on
+/// it. These breaks only ask holders to give up cached handles and names; no cached
+/// data is lost by not waiting (W was broken when this handle's open was granted).
 pub fn settle(p: &Pending, o: leasefs_leases::BreakOutcome) -> Result<(), u32> {
     match o {
         leasefs_leases::BreakOutcome::Proceed => Ok(()),
@@ -84,8 +91,10 @@ pub fn settle(p: &Pending, o: leasefs_leases::BreakOutcome) -> Result<(), u32> {
             Err(status::PENDING)
         }
         leasefs_leases::BreakOutcome::Wait(w) => {
-            let why = w.wait();
-            tracing::debug!(?why, "waited for a break");
+            tracing::debug!(
+                wait = w.id(),
+                "inside a compound: not waiting for the break"
+            );
             Ok(())
         }
     }

@@ -1,0 +1,196 @@
+"""SMB operations that must wait for another holder's lease break go async (issue 5).
+
+Deleting a file whose handles another key caches (H) breaks that key first and waits
+for its ack. The wait must not hold the deleting client's connection: it answers
+STATUS_PENDING, keeps serving requests (an ECHO, a READ of another file, the holder's
+own ack when both handles share the connection), and sends the final response once
+the holder acked. Clients come from lease_client, which receives break notifications.
+"""
+
+import contextlib
+
+from smbprotocol.exceptions import SMBResponseException
+from smbprotocol.file_info import FileInformationClass
+from smbprotocol.header import NtStatus
+from smbprotocol.open import (
+    CreateDisposition,
+    CreateOptions,
+    FileAttributes,
+    FilePipePrinterAccessMask,
+    ImpersonationLevel,
+    InfoType,
+    Open,
+    ShareAccess,
+    SMB2SetInfoRequest,
+)
+
+from conftest import PASSWORD, USER
+from lease_client import RH, LeaseClient, R, ack_status
+
+# Generous: a test that waits this long has failed anyway (no timing assertions). The
+# server's break deadline is longer still, so only an ack can end a wait here.
+WAIT = 60
+SHARE_ALL = ShareAccess.FILE_SHARE_READ | ShareAccess.FILE_SHARE_WRITE | ShareAccess.FILE_SHARE_DELETE
+
+
+@contextlib.contextmanager
+def client(server):
+    c = LeaseClient(server.port, USER, PASSWORD)
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+def open_for_delete(c, name, delete_on_close):
+    f = Open(c.tree, name)
+    options = CreateOptions.FILE_NON_DIRECTORY_FILE
+    if delete_on_close:
+        options |= CreateOptions.FILE_DELETE_ON_CLOSE
+    f.create(ImpersonationLevel.Impersonation,
+             FilePipePrinterAccessMask.DELETE | FilePipePrinterAccessMask.FILE_READ_ATTRIBUTES,
+             FileAttributes.FILE_ATTRIBUTE_NORMAL, SHARE_ALL, CreateDisposition.FILE_OPEN, options)
+    return f
+
+
+def open_plain(c, name):
+    f = Open(c.tree, name)
+    f.create(ImpersonationLevel.Impersonation, FilePipePrinterAccessMask.GENERIC_READ,
+             FileAttributes.FILE_ATTRIBUTE_NORMAL, SHARE_ALL, CreateDisposition.FILE_OPEN,
+             CreateOptions.FILE_NON_DIRECTORY_FILE)
+    return f
+
+
+def send_close(c, f):
+    msg, _ = f.close(send=False)
+    return c.conn.send(msg, sid=c.session.session_id, tid=c.tree.tree_connect_id)
+
+
+def send_delete_disposition(c, f):
+    """SET_INFO FileDispositionInformation with DeletePending (MS-FSCC 2.4.11)."""
+    req = SMB2SetInfoRequest()
+    req["info_type"] = InfoType.SMB2_0_INFO_FILE
+    req["file_info_class"] = FileInformationClass.FILE_DISPOSITION_INFORMATION
+    req["file_id"] = f.file_id
+    req["buffer"] = b"\x01"
+    return c.conn.send(req, sid=c.session.session_id, tid=c.tree.tree_connect_id)
+
+
+def first_answer(request):
+    """The status of the first response to arrive: the interim one of an async
+    request. (smbprotocol's receive(wait=False) would forget the request, and its
+    worker would then choke on the final response.)"""
+    assert request.response_event.wait(WAIT), "no response"
+    return request.response["status"].get_value()
+
+
+def final_status(c, request):
+    try:
+        return c.conn.receive(request, timeout=WAIT)["status"].get_value()
+    except SMBResponseException as e:
+        return e.status
+
+
+def pending(request):
+    return request.response is not None and request.response["status"].get_value() == NtStatus.STATUS_PENDING
+
+
+def still_serves(c, other):
+    """The connection answers an ECHO and a READ of another file."""
+    c.conn.echo(sid=c.session.session_id, timeout=WAIT)
+    assert other.read(0, 5) == b"other"
+
+
+def test_delete_on_close_goes_async_until_the_holder_acks(server):
+    """A holds RH on f; B opens f delete-on-close and closes it: the file becomes
+    delete-pending beside A's handle, A is asked to give up H, and B's CLOSE is
+    STATUS_PENDING until A acks while B's connection keeps serving. The file goes when
+    A closes its handle."""
+    (server.backing / "doc.txt").write_bytes(b"data")
+    (server.backing / "other.txt").write_bytes(b"other")
+    with client(server) as a, client(server) as b:
+        fa, granted, _ = a.open("doc.txt", RH)
+        assert granted == RH
+        fb = open_for_delete(b, "doc.txt", delete_on_close=True)
+        other = open_plain(b, "other.txt")
+        close = send_close(b, fb)
+        assert first_answer(close) == NtStatus.STATUS_PENDING
+        brk = a.next_break(WAIT)
+        assert (brk.current, brk.new, brk.ack_required) == (RH, R, True)
+        still_serves(b, other)
+        assert pending(close), "the CLOSE must wait for the holder's ack"
+        assert a.ack(brk) == R
+        assert final_status(b, close) == NtStatus.STATUS_SUCCESS
+        assert (server.backing / "doc.txt").exists(), "A's handle keeps the file"
+        fa.close()
+        assert not (server.backing / "doc.txt").exists()
+        other.close()
+
+
+def test_holder_acks_on_the_connection_whose_close_waits(server):
+    """The lease holder and the deleting handle share one connection: the ack arrives
+    on the connection whose CLOSE is waiting for it, and is accepted."""
+    (server.backing / "same.txt").write_bytes(b"data")
+    (server.backing / "other.txt").write_bytes(b"other")
+    with client(server) as a:
+        fa, granted, _ = a.open("same.txt", RH)
+        assert granted == RH
+        fdel = open_for_delete(a, "same.txt", delete_on_close=True)
+        other = open_plain(a, "other.txt")
+        close = send_close(a, fdel)
+        assert first_answer(close) == NtStatus.STATUS_PENDING
+        brk = a.next_break(WAIT)
+        assert (brk.current, brk.new) == (RH, R)
+        still_serves(a, other)
+        assert pending(close)
+        # Before the deadline, so a connection blocked in the CLOSE would have made
+        # this ack late (STATUS_UNSUCCESSFUL) or never answered.
+        assert ack_status(a, brk) == 0
+        assert final_status(a, close) == NtStatus.STATUS_SUCCESS
+        fa.close()
+        assert not (server.backing / "same.txt").exists()
+        other.close()
+
+
+def test_delete_disposition_goes_async_until_the_holder_acks(server):
+    """SET_INFO FileDispositionInformation breaks other keys' H first (MS-FSA
+    2.1.5.14.3) and answers STATUS_PENDING until A acks; the file goes at the last
+    close."""
+    (server.backing / "disp.txt").write_bytes(b"data")
+    (server.backing / "other.txt").write_bytes(b"other")
+    with client(server) as a, client(server) as b:
+        fa, granted, _ = a.open("disp.txt", RH)
+        assert granted == RH
+        fb = open_for_delete(b, "disp.txt", delete_on_close=False)
+        other = open_plain(b, "other.txt")
+        setinfo = send_delete_disposition(b, fb)
+        assert first_answer(setinfo) == NtStatus.STATUS_PENDING
+        brk = a.next_break(WAIT)
+        assert (brk.current, brk.new, brk.ack_required) == (RH, R, True)
+        still_serves(b, other)
+        assert pending(setinfo)
+        assert a.ack(brk) == R
+        assert final_status(b, setinfo) == NtStatus.STATUS_SUCCESS
+        fb.close()
+        assert (server.backing / "disp.txt").exists()
+        fa.close()
+        assert not (server.backing / "disp.txt").exists()
+        other.close()
+
+
+def test_holder_that_closes_instead_of_acking_ends_the_wait(server):
+    """A answers the break by closing its handle (MS-SMB2 3.3.4.7 allows it): B's
+    CLOSE completes and, A's handle being the last, the file is gone."""
+    (server.backing / "gone.txt").write_bytes(b"data")
+    with client(server) as a, client(server) as b:
+        fa, granted, _ = a.open("gone.txt", RH)
+        assert granted == RH
+        fb = open_for_delete(b, "gone.txt", delete_on_close=True)
+        close = send_close(b, fb)
+        assert first_answer(close) == NtStatus.STATUS_PENDING
+        brk = a.next_break(WAIT)
+        assert brk.current == RH
+        fa.close()
+        assert final_status(b, close) == NtStatus.STATUS_SUCCESS
+        assert not (server.backing / "gone.txt").exists()
+
