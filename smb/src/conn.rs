@@ -11,6 +11,7 @@ use crate::crypto;
 use crate::handlers::{self, Outcome};
 use crate::server::Server;
 use crate::session::{ConnState, SecSnapshot};
+use crate::suspend::{Cursor, Suspended};
 use crate::wire::{self, cmd, status, Header, HEADER_LEN};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -126,30 +127,53 @@ async fn read_loop(
     tx: &mpsc::Sender<Vec<u8>>,
 ) -> Result<(), ConnError> {
     let mut retries = st.leases.pending.take_queue();
+    let (resume_tx, mut resume_rx) = mpsc::unbounded_channel::<Box<Suspended>>();
     loop {
         // Issue 5: a CREATE whose break wait ended runs again between frames
-        // (leasing::pending). Both branches are cancel-safe channel receives.
-        let buf = tokio::select! {
+        // (leasing::pending), and so does a compound that waited (suspend). All
+        // branches are cancel-safe channel receives.
+        let progress = tokio::select! {
             job = crate::leasing::pending::next_retry(&mut retries) => {
                 if let Some(job) = job {
                     tokio::task::block_in_place(|| crate::leasing::pending::run(srv, st, job));
                 }
                 continue;
             }
-            f = frames_in.recv() => match f {
-                None => return Ok(()),
-                Some(f) => f?,
+            s = resume_rx.recv() => match s {
+                Some(s) => tokio::task::block_in_place(|| {
+                    process_compound(srv, st, &s.plain, s.cursor)
+                })?,
+                None => continue,
             },
-        };
-        let frames = tokio::task::block_in_place(|| process_frame(srv, st, &buf))?;
-        // Hand the buffer back for the next frame (dropped if the queue is full).
-        let _ = free.try_send(buf);
-        for f in frames {
-            if tx.send(f).await.is_err() {
-                return Ok(());
+            f = frames_in.recv() => {
+                let buf = match f {
+                    None => return Ok(()),
+                    Some(f) => f?,
+                };
+                let p = tokio::task::block_in_place(|| process_frame(srv, st, &buf))?;
+                // Hand the buffer back for the next frame (dropped if the queue is full).
+                let _ = free.try_send(buf);
+                p
             }
+        };
+        match progress {
+            Progress::Frames(frames) => {
+                for f in frames {
+                    if tx.send(f).await.is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+            Progress::Suspended(s, w) => crate::suspend::park(st, s, w, resume_tx.clone()),
         }
     }
+}
+
+/// What handling a frame (or resuming a compound) produced.
+enum Progress {
+    Frames(Vec<Vec<u8>>),
+    /// The compound waits for a break before one of its requests (`suspend`).
+    Suspended(Box<Suspended>, leasefs_leases::BreakWait),
 }
 
 fn frame(msg: Vec<u8>) -> Vec<u8> {
@@ -160,14 +184,11 @@ fn frame(msg: Vec<u8>) -> Vec<u8> {
 }
 
 /// One transport frame in, zero or more frames out.
-fn process_frame(
-    srv: &Arc<Server>,
-    st: &mut ConnState,
-    buf: &[u8],
-) -> Result<Vec<Vec<u8>>, ConnError> {
+fn process_frame(srv: &Arc<Server>, st: &mut ConnState, buf: &[u8]) -> Result<Progress, ConnError> {
     let proto = buf.get(0..4).ok_or(ConnError::Protocol("short frame"))?;
     if proto == wire::SMB1_ID {
-        return handlers::negotiate::smb1_negotiate(srv, st, buf).map(|m| vec![frame(m)]);
+        return handlers::negotiate::smb1_negotiate(srv, st, buf)
+            .map(|m| Progress::Frames(vec![frame(m)]));
     }
     let (plain, encrypted_session) = if proto == wire::TRANSFORM_ID {
         let sid =
@@ -183,12 +204,11 @@ fn process_frame(
     } else {
         return Err(ConnError::Protocol("unknown protocol id"));
     };
-    let out = process_compound(srv, st, &plain, encrypted_session)?;
-    Ok(out)
+    process_compound(srv, st, &plain, Cursor::new(encrypted_session))
 }
 
 /// The response of one request inside a compound, before chaining.
-struct Resp {
+pub(crate) struct Resp {
     msg: Vec<u8>,
     sec: SecSnapshot,
     /// Sign this message (3.3.4.1.1).
@@ -200,19 +220,26 @@ fn error_body() -> Vec<u8> {
     vec![9, 0, 0, 0, 0, 0, 0, 0, 0]
 }
 
+/// Handles the requests of one decrypted message from `cur` on (the start, or where a
+/// suspended compound stopped).
 fn process_compound(
     srv: &Arc<Server>,
     st: &mut ConnState,
     plain: &[u8],
-    encrypted: Option<u64>,
-) -> Result<Vec<Vec<u8>>, ConnError> {
-    let mut at = 0usize;
-    let mut resps: Vec<Resp> = Vec::new();
+    cur: Cursor,
+) -> Result<Progress, ConnError> {
+    let Cursor {
+        encrypted,
+        mut at,
+        mut count,
+        mut resps,
+        mut prev,
+        mut chain_error,
+        compound_fid,
+        mut cancelled,
+    } = cur;
     let mut extra_frames = Vec::new();
-    let mut prev: Option<(Header, u32)> = None; // effective header + status of previous
-    st.compound_fid = None;
-    let mut chain_error: Option<u32> = None;
-    let mut count = 0;
+    st.compound_fid = compound_fid;
     loop {
         count += 1;
         if count > 64 {
@@ -270,6 +297,10 @@ fn process_compound(
         let sec = st.snapshot(hdr.session_id, encrypted.is_some());
         let outcome = match inherited_error {
             Some(s) => Outcome::Done(s, error_body()),
+            // CANCEL ended this request's wait for a break (suspend).
+            None if std::mem::take(&mut cancelled) => {
+                Outcome::Done(status::CANCELLED, error_body())
+            }
             None => {
                 let req = handlers::Req {
                     hdr: &hdr,
@@ -281,6 +312,24 @@ fn process_compound(
                 handlers::dispatch(srv, st, &req)
             }
         };
+        if let Outcome::Suspend(w) = outcome {
+            // Stop before this request; it runs again once the wait ends.
+            let cursor = Cursor {
+                encrypted,
+                at,
+                count: count.saturating_sub(1),
+                resps,
+                prev,
+                chain_error,
+                compound_fid: st.compound_fid,
+                cancelled: false,
+            };
+            let s = Suspended {
+                plain: plain.to_vec(),
+                cursor,
+            };
+            return Ok(Progress::Suspended(Box::new(s), w));
+        }
         let granted = st.grant_credits(&hdr);
         let mut rh = Header {
             credit_charge: hdr.credit_charge,
@@ -299,6 +348,8 @@ fn process_compound(
             Outcome::Done(s, b) => (s, b, false),
             Outcome::Reserved(s, b) => (s, b, true),
             Outcome::Disconnect(why) => return Err(ConnError::Protocol(why)),
+            // Taken before credits were granted, above.
+            Outcome::Suspend(_) => (status::UNSUCCESSFUL, error_body(), false),
             Outcome::Silent => {
                 prev = Some((hdr.clone(), status::SUCCESS));
                 if hdr.next_command == 0 {
@@ -379,7 +430,7 @@ fn process_compound(
         at += len;
     }
     if resps.is_empty() {
-        return Ok(extra_frames);
+        return Ok(Progress::Frames(extra_frames));
     }
     // Chain: pad every message but the last to 8 bytes, set NextCommand, then sign.
     let n = resps.len();
@@ -424,7 +475,7 @@ fn process_compound(
     };
     let mut frames = vec![out];
     frames.append(&mut extra_frames);
-    Ok(frames)
+    Ok(Progress::Frames(frames))
 }
 
 /// Run an async operation to completion (or cancellation) and send its final response

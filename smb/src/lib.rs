@@ -17,6 +17,7 @@ pub mod locking;
 pub mod notify;
 pub mod server;
 pub mod session;
+pub mod suspend;
 pub mod vfs;
 pub mod wire;
 

@@ -4,7 +4,9 @@ Deleting a file whose handles another key caches (H) breaks that key first and w
 for its ack. The wait must not hold the deleting client's connection: it answers
 STATUS_PENDING, keeps serving requests (an ECHO, a READ of another file, the holder's
 own ack when both handles share the connection), and sends the final response once
-the holder acked. Clients come from lease_client, which receives break notifications.
+the holder acked. A CREATE inside a compound may not go async (MS-SMB2 3.3.4.2): the
+compound waits, without holding the connection either. Clients come from
+lease_client, which receives break notifications.
 """
 
 import contextlib
@@ -21,11 +23,12 @@ from smbprotocol.open import (
     InfoType,
     Open,
     ShareAccess,
+    SMB2CloseRequest,
     SMB2SetInfoRequest,
 )
 
 from conftest import PASSWORD, USER
-from lease_client import RH, LeaseClient, R, ack_status
+from lease_client import RH, RWH, LeaseClient, R, ack_status
 
 # Generous: a test that waits this long has failed anyway (no timing assertions). The
 # server's break deadline is longer still, so only an ack can end a wait here.
@@ -194,3 +197,63 @@ def test_holder_that_closes_instead_of_acking_ends_the_wait(server):
         assert final_status(b, close) == NtStatus.STATUS_SUCCESS
         assert not (server.backing / "gone.txt").exists()
 
+
+
+def send_create_close_compound(c, name):
+    """CREATE (read/write, no lease) and a related CLOSE in one compound: the CREATE
+    is not the last request, so it may not go async."""
+    f = Open(c.tree, name)
+    create, _ = f.create(
+        ImpersonationLevel.Impersonation,
+        FilePipePrinterAccessMask.GENERIC_READ | FilePipePrinterAccessMask.GENERIC_WRITE,
+        FileAttributes.FILE_ATTRIBUTE_NORMAL, SHARE_ALL, CreateDisposition.FILE_OPEN,
+        CreateOptions.FILE_NON_DIRECTORY_FILE, send=False)
+    close = SMB2CloseRequest()
+    close["file_id"] = b"\xff" * 16  # the FileId of the CREATE before it (3.2.4.1.4)
+    return c.conn.send_compound([create, close], c.session.session_id, c.tree.tree_connect_id,
+                                related=True)
+
+
+def unanswered(requests):
+    return all(r.response is None for r in requests)
+
+
+def test_compound_create_waits_without_holding_the_connection(server):
+    """A holds RWH; B's compound CREATE+CLOSE must wait for A to flush and ack (W goes).
+    Meanwhile B's connection answers an ECHO and a READ, and the compound is answered
+    as a whole once A acked."""
+    (server.backing / "cmp.txt").write_bytes(b"data")
+    (server.backing / "other.txt").write_bytes(b"other")
+    with client(server) as a, client(server) as b:
+        fa, granted, _ = a.open("cmp.txt", RWH)
+        assert granted == RWH
+        other = open_plain(b, "other.txt")
+        reqs = send_create_close_compound(b, "cmp.txt")
+        brk = a.next_break(WAIT)
+        assert (brk.current, brk.new, brk.ack_required) == (RWH, RH, True)
+        still_serves(b, other)
+        assert unanswered(reqs), "the compound must wait for the holder's ack"
+        assert a.ack(brk) == RH
+        assert [final_status(b, r) for r in reqs] == [NtStatus.STATUS_SUCCESS] * 2
+        fa.close()
+        other.close()
+
+
+def test_compound_create_waiting_on_the_holders_own_connection(server):
+    """The holder's lease and the waiting compound share one connection: the holder's
+    ack comes in while the compound waits and is accepted, then the compound ends."""
+    (server.backing / "cmp1.txt").write_bytes(b"data")
+    (server.backing / "other.txt").write_bytes(b"other")
+    with client(server) as a:
+        fa, granted, _ = a.open("cmp1.txt", RWH)
+        assert granted == RWH
+        other = open_plain(a, "other.txt")
+        reqs = send_create_close_compound(a, "cmp1.txt")
+        brk = a.next_break(WAIT)
+        assert (brk.current, brk.new) == (RWH, RH)
+        still_serves(a, other)
+        assert unanswered(reqs)
+        assert ack_status(a, brk) == 0
+        assert [final_status(a, r) for r in reqs] == [NtStatus.STATUS_SUCCESS] * 2
+        fa.close()
+        other.close()

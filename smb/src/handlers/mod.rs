@@ -51,6 +51,11 @@ pub enum Outcome {
     Async(AsyncOp),
     /// No response at all (CANCEL, MS-SMB2 3.3.5.16).
     Silent,
+    /// Must wait for other holders' breaks where it may not go async (inside a
+    /// compound, 3.3.4.2): the compound stops before this request and goes on from it,
+    /// running it again, once the wait ends (`conn`); the connection serves other
+    /// frames meanwhile.
+    Suspend(leasefs_leases::BreakWait),
     /// Drop the connection (a second NEGOTIATE, a failed VALIDATE_NEGOTIATE_INFO, an
     /// unparseable NEGOTIATE).
     Disconnect(&'static str),

@@ -162,8 +162,8 @@ fn lease_request(st: &ConnState, ask: &Ask, is_dir: bool) -> Option<LeaseRequest
     }
 }
 
-/// Registers the open with its lease or oplock request. Breaks it triggers are waited
-/// for here (bounded by the manager's break deadline) and the open is retried.
+/// Registers the open with its lease or oplock request. A break it must wait for is
+/// parked in `pending` and the CREATE runs again once it ends.
 pub fn open(srv: &Arc<Server>, st: &ConnState, p: &OpenParams, ask: &Ask) -> Result<OpenId, u32> {
     let lease = lease_request(st, ask, p.is_dir);
     if lease.is_some() && st.leases.sink.needs_registration() {
@@ -185,30 +185,25 @@ pub fn open(srv: &Arc<Server>, st: &ConnState, p: &OpenParams, ask: &Ask) -> Res
         is_dir: p.is_dir,
         lease,
     };
-    loop {
-        match srv
-            .hub
-            .manager()
-            .open(&req)
-            .map_err(crate::locking::lock_status)?
-        {
-            OpenOutcome::Opened(g) => {
-                let ask = match ask {
-                    Ask::Lease(_) if p.is_dir && !directory::grants(st, ask) => Ask::None,
-                    a => *a,
-                };
-                st.leases.stash.put((ask, g.open, g.lease));
-                return Ok(g.open);
-            }
-            OpenOutcome::Wait(w) => {
-                if st.leases.pending.may_go_async() {
-                    // Answered STATUS_PENDING; the CREATE runs again once the wait ends.
-                    st.leases.pending.park(w);
-                    return Err(status::PENDING);
-                }
-                let why = w.wait();
-                tracing::debug!(?why, "CREATE waited for a break");
-            }
+    match srv
+        .hub
+        .manager()
+        .open(&req)
+        .map_err(crate::locking::lock_status)?
+    {
+        OpenOutcome::Opened(g) => {
+            let ask = match ask {
+                Ask::Lease(_) if p.is_dir && !directory::grants(st, ask) => Ask::None,
+                a => *a,
+            };
+            st.leases.stash.put((ask, g.open, g.lease));
+            Ok(g.open)
+        }
+        OpenOutcome::Wait(w) => {
+            // Answered STATUS_PENDING (or, inside a compound, the compound waits); the
+            // CREATE runs again once the wait ends (`pending`).
+            st.leases.pending.park(w);
+            Err(status::PENDING)
         }
     }
 }

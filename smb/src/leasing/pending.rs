@@ -74,34 +74,24 @@ impl Default for Pending {
 
 /// Waits for a break another operation triggered (rename, MS-SMB2 3.3.5.21.1 with
 /// MS-FSA 2.1.5.14.11; delete disposition, 2.1.5.14.3: handle caching of other keys
-/// goes first). Where the request may go async the wait is parked and STATUS_PENDING
-/// returned, and the request runs again once the wait ends (the break is then done, so
-/// the second run proceeds).
-///
-/// Where it may not (inside a compound, 3.3.4.2) the operation proceeds with the breaks
-/// sent but not acknowledged, as Windows does for a Read-Handle holder on several
-/// operations, rather than block the connection: the holder's ack may have to come on
-/// it. These breaks only ask holders to give up cached handles and names; no cached
-/// data is lost by not waiting (W was broken when this handle's open was granted).
+/// goes first). The wait is parked and STATUS_PENDING returned; `outcome` turns that
+/// into an async answer, or inside a compound into a suspended compound, and the
+/// request runs again once the wait ends (the break is then done, so it proceeds).
+/// Never blocks the connection: the holder's ack may have to come on it.
 pub fn settle(p: &Pending, o: leasefs_leases::BreakOutcome) -> Result<(), u32> {
     match o {
         leasefs_leases::BreakOutcome::Proceed => Ok(()),
-        leasefs_leases::BreakOutcome::Wait(w) if p.may_go_async() => {
+        leasefs_leases::BreakOutcome::Wait(w) => {
             p.park(w);
             Err(status::PENDING)
-        }
-        leasefs_leases::BreakOutcome::Wait(w) => {
-            tracing::debug!(
-                wait = w.id(),
-                "inside a compound: not waiting for the break"
-            );
-            Ok(())
         }
     }
 }
 
-/// Called by CREATE (and SET_INFO) with its result: when the open parked a break wait, the answer is
-/// STATUS_PENDING now and the retried CREATE's result later.
+/// Called by CREATE (and SET_INFO) with its result: when the open parked a break wait,
+/// the answer is STATUS_PENDING now and the retried request's result later; inside a
+/// compound, where only the last request may go async (3.3.4.2), the compound is
+/// suspended at this request instead.
 pub fn outcome(st: &ConnState, req: &Req, r: &Result<Outcome, u32>) -> Option<Outcome> {
     if r.as_ref().err() != Some(&status::PENDING) {
         return None;
@@ -113,6 +103,10 @@ pub fn outcome(st: &ConnState, req: &Req, r: &Result<Outcome, u32>) -> Option<Ou
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .take()?;
+    if !st.leases.pending.may_go_async() {
+        // Inside a compound: the compound waits, not the connection (conn.rs).
+        return Some(Outcome::Suspend(w));
+    }
     let tx = st.leases.pending.tx.clone();
     let hdr = req.hdr.clone();
     let raw = req.raw.to_vec();
