@@ -104,7 +104,9 @@ impl Fs {
     ) -> io::Result<(Arc<Inode>, libc::stat64)> {
         let fd = sys::openat(parent.fd(), name, libc::O_PATH | libc::O_NOFOLLOW, 0)?;
         let st = sys::fstat(fd.as_fd())?;
-        Ok((self.inodes.intern(fd, &st), st))
+        let node = self.inodes.intern(fd, &st);
+        node.set_parent(parent.key);
+        Ok((node, st))
     }
 
     pub fn stat(&self, inode: &Inode) -> io::Result<libc::stat64> {

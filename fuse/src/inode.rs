@@ -12,7 +12,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 /// Identity of a backing object: its device and inode numbers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -38,6 +38,10 @@ pub struct Inode {
     pub fmt: u32,
     fd: OwnedFd,
     lookups: AtomicU64,
+    /// The directory it was last looked up, created or renamed in: whose directory
+    /// leases a change of this node breaks (`Mediator::child_changed`). With hard links
+    /// only the last name seen counts.
+    parent: Mutex<Option<BackingKey>>,
 }
 
 impl Inode {
@@ -48,6 +52,14 @@ impl Inode {
     pub fn fd_raw(&self) -> std::os::fd::RawFd {
         use std::os::fd::AsRawFd;
         self.fd.as_raw_fd()
+    }
+
+    pub fn parent(&self) -> Option<BackingKey> {
+        *self.parent.lock()
+    }
+
+    pub fn set_parent(&self, parent: BackingKey) {
+        *self.parent.lock() = Some(parent);
     }
 
     pub fn is_dir(&self) -> bool {
@@ -85,6 +97,7 @@ impl InodeStore {
             fmt: st.st_mode & libc::S_IFMT,
             fd: root_fd,
             lookups: AtomicU64::new(1),
+            parent: Mutex::new(None),
         });
         let mut maps = Maps::default();
         maps.by_key.insert(root.key, ROOT);
@@ -118,6 +131,7 @@ impl InodeStore {
             fmt: st.st_mode & libc::S_IFMT,
             fd,
             lookups: AtomicU64::new(1),
+            parent: Mutex::new(None),
         });
         maps.by_key.insert(key, nodeid);
         maps.by_node.insert(nodeid, node.clone());

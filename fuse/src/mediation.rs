@@ -217,6 +217,13 @@ impl Mediator {
         }
     }
 
+    /// A child of `parent` changed its size, times, mode or owner: directory leases on
+    /// `parent` go (MS-FSA 2.1.5.4 / 2.1.5.14.2 report these in the listing). Never
+    /// waits: only the holder's cached listing is stale.
+    pub fn child_changed(&self, parent: BackingKey) {
+        self.mgr.break_parent(file_id(parent), &self.by(), None);
+    }
+
     fn posix(&self, lock_owner: u64) -> LockOwner {
         LockOwner::Posix {
             owner: self.owner,

@@ -47,12 +47,15 @@ def expect_dir_break(client, key):
     return brk
 
 
-def test_local_touch_rm_and_mv_break_an_smb_directory_lease():
+def test_local_touch_mv_append_chmod_and_rm_break_an_smb_directory_lease():
     with mounted(break_timeout=NO_DEADLINE) as srv, dir_client(srv) as a:
         (srv.backing / "d").mkdir()
         d, key = hold_dir(a, "d")
         for cmd in (f"touch {srv.mount}/d/x",
                     f"mv {srv.mount}/d/x {srv.mount}/d/y",
+                    # A child's size, times and mode show in the listing too.
+                    f"echo more >> {srv.mount}/d/y",
+                    f"chmod 600 {srv.mount}/d/y",
                     f"rm {srv.mount}/d/y"):
             local = shell(cmd)
             brk = expect_dir_break(a, key)

@@ -136,6 +136,11 @@ impl Fs {
         if let Err(e) = r {
             return reply.error(errno(e));
         }
+        // Owner, mode, size and times show in the directory listing: SMB directory
+        // leases on the parent go, without waiting (DESIGN.md "metadata change").
+        if let Some(p) = node.parent() {
+            self.mediator.child_changed(p);
+        }
         match self.stat(node) {
             Ok(st) => reply.attr(&self.ttl, &to_attr(node.nodeid, &st)),
             Err(e) => reply.error(errno(e)),

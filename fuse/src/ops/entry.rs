@@ -200,7 +200,7 @@ impl Fs {
             }
         };
         let gate = check(self);
-        self.gated(gate, check, move |_fs, ()| {
+        self.gated(gate, check, move |fs, ()| {
             let r = cvt(unsafe {
                 libc::renameat2(
                     from.fd_raw(),
@@ -211,7 +211,18 @@ impl Fs {
                 )
             });
             match r {
-                Ok(_) => reply.ok(),
+                Ok(_) => {
+                    // The moved node's directory leases are now those of its new parent.
+                    if let Some(n) = fs.inodes.by_key(src) {
+                        n.set_parent(tk);
+                    }
+                    if exchange {
+                        if let Some(n) = dst.and_then(|d| fs.inodes.by_key(d)) {
+                            n.set_parent(fk);
+                        }
+                    }
+                    reply.ok()
+                }
                 Err(e) => reply.error(errno(e)),
             }
         });

@@ -157,7 +157,9 @@ impl Fs {
             )
             .map_err(errno)?;
             let st = sys::fstat(path.as_fd()).map_err(errno)?;
-            Ok((self.inodes.intern(path, &st), File::from(file)))
+            let node = self.inodes.intern(path, &st);
+            node.set_parent(parent.key);
+            Ok((node, File::from(file)))
         })();
         let (node, file) = match made {
             Ok(v) => v,
@@ -266,6 +268,14 @@ impl Fs {
                     self.mediator.release_posix(f.inode.key, owner.0);
                 }
                 self.mediator.close(f.open);
+                // Closing a file opened for writing is when its size and times show in
+                // its directory (MS-FSA 2.1.5.4 updates them at cleanup): SMB directory
+                // leases on its parent go, without waiting.
+                if opened_for_write(&f.file) {
+                    if let Some(p) = f.inode.parent() {
+                        self.mediator.child_changed(p);
+                    }
+                }
             }
         }
         reply.ok()
@@ -370,4 +380,11 @@ fn do_write(h: &Handle, offset: u64, data: &[u8], reply: ReplyWrite) {
         }
     }
     reply.written(put as u32)
+}
+
+/// Whether the descriptor was opened with write access.
+fn opened_for_write(f: &File) -> bool {
+    // SAFETY: F_GETFL on a descriptor we own reads its status flags only.
+    let fl = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETFL) };
+    fl >= 0 && fl & libc::O_ACCMODE != libc::O_RDONLY
 }
