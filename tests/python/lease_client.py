@@ -134,10 +134,10 @@ class LeaseClient:
              disposition=CreateDisposition.FILE_OPEN_IF,
              access=FilePipePrinterAccessMask.GENERIC_READ | FilePipePrinterAccessMask.GENERIC_WRITE,
              share=ShareAccess.FILE_SHARE_READ | ShareAccess.FILE_SHARE_WRITE | ShareAccess.FILE_SHARE_DELETE,
-             directory=False, parent_key=None):
+             directory=False, parent_key=None, extra_options=0):
         """Opens `name` asking for a lease; returns (Open, granted state, key).
         `directory` opens a directory; `parent_key` names the parent directory's lease
-        key in the V2 context."""
+        key in the V2 context; `extra_options` are more CreateOptions (delete on close)."""
         key = key or uuid.uuid4().bytes
         lease = SMB2CreateRequestLeaseV2() if v2 else SMB2CreateRequestLease()
         lease["lease_key"] = key
@@ -157,7 +157,7 @@ class LeaseClient:
         else:
             attrs, options = FileAttributes.FILE_ATTRIBUTE_NORMAL, CreateOptions.FILE_NON_DIRECTORY_FILE
         resp = f.create(ImpersonationLevel.Impersonation, access, attrs,
-                        share, disposition, options,
+                        share, disposition, options | extra_options,
                         create_contexts=[ctx], oplock_level=RequestedOplockLevel.SMB2_OPLOCK_LEVEL_LEASE)
         granted = 0
         for c in resp or []:

@@ -79,6 +79,16 @@ def test_smb_create_by_another_client_breaks_but_own_parent_key_does_not():
                                  disposition=CreateDisposition.FILE_CREATE)
         assert granted == RWH
         assert a.breaks.empty(), "a create naming the holder's lease as parent broke it"
+        # Nor does deleting a child through a handle naming it (delete on close).
+        tmp, granted, _ = a.open("d\\tmp.txt", RWH, parent_key=key,
+                                 access=FilePipePrinterAccessMask.DELETE
+                                 | FilePipePrinterAccessMask.GENERIC_READ,
+                                 disposition=CreateDisposition.FILE_CREATE,
+                                 extra_options=CreateOptions.FILE_DELETE_ON_CLOSE)
+        assert granted == RWH
+        tmp.close()
+        assert not (srv.backing / "d" / "tmp.txt").exists()
+        assert a.breaks.empty(), "a delete naming the holder's lease as parent broke it"
         other, granted, _ = b.open("d\\other.txt", RWH,
                                    disposition=CreateDisposition.FILE_CREATE)
         assert granted == RWH

@@ -64,8 +64,14 @@ pub fn became_pending(srv: &Arc<Server>, file: FileId, by: &Requester) -> Option
 /// directory's leases), then remove the name, now or once the breaks are done.
 pub fn last_close(srv: &Arc<Server>, o: Open, by: &Requester) -> Option<Finishing> {
     let outcome = if o.path.stream.is_none() {
-        let parent = parent_id(srv, &o.path);
-        srv.hub.manager().before_unlink(o.file, parent, by)
+        // The parent's directory leases go now, except the one this handle named as its
+        // ParentLeaseKey (its own lease, which would carry that key, is gone already).
+        if let Some(p) = parent_id(srv, &o.path) {
+            srv.hub
+                .manager()
+                .break_parent(p, by, o.dir_child.parent_lease);
+        }
+        srv.hub.manager().before_unlink(o.file, None, by)
     } else {
         // A named stream has no name in any directory and no lease of its own key
         // beyond the stream's, which `hub.close` already left.
