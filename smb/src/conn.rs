@@ -164,7 +164,14 @@ async fn read_loop(
                     }
                 }
             }
-            Progress::Suspended(s, w) => crate::suspend::park(st, s, w, resume_tx.clone()),
+            Progress::Suspended(s, w, interim) => {
+                crate::suspend::park(st, s, w, resume_tx.clone());
+                if let Some(f) = interim {
+                    if tx.send(f).await.is_err() {
+                        return Ok(());
+                    }
+                }
+            }
         }
     }
 }
@@ -172,8 +179,37 @@ async fn read_loop(
 /// What handling a frame (or resuming a compound) produced.
 enum Progress {
     Frames(Vec<Vec<u8>>),
-    /// The compound waits for a break before one of its requests (`suspend`).
-    Suspended(Box<Suspended>, leasefs_leases::BreakWait),
+    /// The compound waits for a break before one of its requests (`suspend`), with the
+    /// interim response to send for that request, if it gets one.
+    Suspended(Box<Suspended>, leasefs_leases::BreakWait, Option<Vec<u8>>),
+}
+
+/// The STATUS_PENDING interim response (MS-SMB2 3.3.4.2) of one request, as its own
+/// frame, signed or encrypted like any response of the session.
+fn interim_frame(st: &mut ConnState, hdr: &Header, async_id: u64, sec: &SecSnapshot) -> Vec<u8> {
+    let rh = Header {
+        credit_charge: hdr.credit_charge,
+        status: status::PENDING,
+        command: hdr.command,
+        credits: st.grant_credits(hdr),
+        flags: wire::FLAGS_SERVER_TO_REDIR | wire::FLAGS_ASYNC_COMMAND,
+        next_command: 0,
+        message_id: hdr.message_id,
+        tree_id: 0,
+        async_id,
+        session_id: hdr.session_id,
+        signature: [0; 16],
+    };
+    let mut msg = Vec::with_capacity(HEADER_LEN + 9);
+    rh.write(&mut msg);
+    msg.extend_from_slice(&error_body());
+    let mut isec = sec.clone();
+    isec.signing_required = sec.should_sign(
+        hdr.flags & wire::FLAGS_SIGNED != 0,
+        hdr.command,
+        status::PENDING,
+    );
+    frame(finish(&isec, msg))
 }
 
 fn frame(msg: Vec<u8>) -> Vec<u8> {
@@ -237,6 +273,7 @@ fn process_compound(
         mut chain_error,
         compound_fid,
         mut cancelled,
+        mut async_id,
     } = cur;
     let mut extra_frames = Vec::new();
     st.compound_fid = compound_fid;
@@ -312,8 +349,19 @@ fn process_compound(
                 handlers::dispatch(srv, st, &req)
             }
         };
-        if let Outcome::Suspend(w) = outcome {
-            // Stop before this request; it runs again once the wait ends.
+        if let Outcome::Suspend { wait, interim } = outcome {
+            // Stop before this request; it runs again once the wait ends. Its interim
+            // response, if any, grants the credits and names the AsyncId the final one
+            // will carry (3.3.4.2).
+            let (async_id, interim) = match (interim, async_id.take()) {
+                (_, Some(id)) => (Some(id), None),
+                (true, None) => {
+                    let id = st.next_async_id();
+                    let f = interim_frame(st, &hdr, id, &sec);
+                    (Some(id), Some(f))
+                }
+                (false, None) => (None, None),
+            };
             let cursor = Cursor {
                 encrypted,
                 at,
@@ -323,12 +371,13 @@ fn process_compound(
                 chain_error,
                 compound_fid: st.compound_fid,
                 cancelled: false,
+                async_id,
             };
             let s = Suspended {
                 plain: plain.to_vec(),
                 cursor,
             };
-            return Ok(Progress::Suspended(Box::new(s), w));
+            return Ok(Progress::Suspended(Box::new(s), wait, interim));
         }
         let granted = st.grant_credits(&hdr);
         let mut rh = Header {
@@ -344,12 +393,19 @@ fn process_compound(
             session_id: hdr.session_id,
             signature: [0; 16],
         };
+        if let Some(id) = async_id.take() {
+            // The final response of a request answered STATUS_PENDING while its compound
+            // waited; the interim one granted the credits.
+            rh.flags |= wire::FLAGS_ASYNC_COMMAND;
+            rh.async_id = id;
+            rh.credits = 0;
+        }
         let (status_code, rbody, reserved) = match outcome {
             Outcome::Done(s, b) => (s, b, false),
             Outcome::Reserved(s, b) => (s, b, true),
             Outcome::Disconnect(why) => return Err(ConnError::Protocol(why)),
             // Taken before credits were granted, above.
-            Outcome::Suspend(_) => (status::UNSUCCESSFUL, error_body(), false),
+            Outcome::Suspend { .. } => (status::UNSUCCESSFUL, error_body(), false),
             Outcome::Silent => {
                 prev = Some((hdr.clone(), status::SUCCESS));
                 if hdr.next_command == 0 {

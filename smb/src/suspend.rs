@@ -1,18 +1,22 @@
-//! Compounds that wait for a lease break (issue 5).
+//! Requests that wait for a lease break without the async path (issue 5).
 //!
-//! Only the last request of a compound may go async (MS-SMB2 3.3.4.2), so a CREATE (or
-//! a rename, a delete disposition) earlier in a compound that must wait for another
-//! holder's break cannot answer STATUS_PENDING. Blocking the connection until the
-//! break ends is no answer either: the holder's ack may have to come on this very
-//! connection. So the compound stops before that request (`Outcome::Suspend`), keeps
-//! the responses built so far, and the connection goes on serving other frames. When
-//! the wait ends (ack, release, disconnect or deadline), the compound resumes on the
-//! connection task from that request, which runs again and now proceeds, and the whole
-//! compound response goes out as usual.
+//! Only the last request of a compound may go async (MS-SMB2 3.3.4.2), so a CREATE
+//! earlier in a compound that must wait for another holder's break cannot be handed to
+//! its own task; and a rename or delete disposition gets no interim response at all on
+//! Windows (newer smbtorture compound tests check it), alone or in a compound. Blocking
+//! the connection until the break ends is no answer: the holder's ack may have to come
+//! on this very connection. So the compound (possibly of that one request) stops
+//! before the waiting request (`Outcome::Suspend`), keeps the responses built so far,
+//! and the connection goes on serving other frames. A CREATE is answered STATUS_PENDING
+//! meanwhile, as Windows does, and its final response carries that AsyncId. When the
+//! wait ends (ack, release, disconnect or deadline), the compound resumes on the
+//! connection task from that request, which runs again and now proceeds, and the rest
+//! of the compound's responses go out together.
 //!
-//! A CANCEL naming the waiting request by MessageId (3.3.5.16) ends the wait: that
-//! request fails with STATUS_CANCELLED and the compound goes on (a related request
-//! after a failed CREATE fails with its status, 3.3.5.2.7.2). A disconnect drops it.
+//! A CANCEL naming the waiting request (3.3.5.16: by AsyncId after an interim response,
+//! else by MessageId) ends the wait: that request fails with STATUS_CANCELLED and the
+//! compound goes on (a related request after a failed CREATE fails with its status,
+//! 3.3.5.2.7.2). A disconnect drops it.
 
 use crate::conn::Resp;
 use crate::session::ConnState;
@@ -36,6 +40,8 @@ pub(crate) struct Cursor {
     pub compound_fid: Option<(u64, u64)>,
     /// The request at `at` was cancelled while it waited.
     pub cancelled: bool,
+    /// The AsyncId of the request at `at`, when it was answered STATUS_PENDING.
+    pub async_id: Option<u64>,
 }
 
 impl Cursor {
@@ -49,6 +55,7 @@ impl Cursor {
             chain_error: None,
             compound_fid: None,
             cancelled: false,
+            async_id: None,
         }
     }
 }
@@ -63,8 +70,8 @@ pub(crate) type ResumeQueue = mpsc::UnboundedSender<Box<Suspended>>;
 
 /// Waits for `w` on its own task, then hands the compound back to the connection task
 /// through `resume`. The wait is registered with the connection's pending operations
-/// under the waiting request's MessageId, so CANCEL and teardown find it; it has no
-/// AsyncId on the wire (no interim response was sent).
+/// under the waiting request's MessageId (and AsyncId, if it was answered
+/// STATUS_PENDING), so CANCEL and teardown find it.
 pub(crate) fn park(st: &mut ConnState, mut s: Box<Suspended>, w: BreakWait, resume: ResumeQueue) {
     let mid = s
         .plain
@@ -73,7 +80,12 @@ pub(crate) fn park(st: &mut ConnState, mut s: Box<Suspended>, w: BreakWait, resu
         .and_then(|r| Header::parse(r).ok())
         .map(|h| h.message_id)
         .unwrap_or(u64::MAX);
-    let key = st.next_async_id();
+    // CANCEL names a request answered STATUS_PENDING by its AsyncId, others by
+    // MessageId (3.3.5.16).
+    let key = match s.cursor.async_id {
+        Some(id) => id,
+        None => st.next_async_id(),
+    };
     let (ctx, crx) = oneshot::channel();
     st.pending
         .lock()

@@ -4,12 +4,14 @@ Deleting a file whose handles another key caches (H) breaks that key first and w
 for its ack. The wait must not hold the deleting client's connection: it answers
 STATUS_PENDING, keeps serving requests (an ECHO, a READ of another file, the holder's
 own ack when both handles share the connection), and sends the final response once
-the holder acked. A CREATE inside a compound may not go async (MS-SMB2 3.3.4.2): the
-compound waits, without holding the connection either. Clients come from
+the holder acked. A rename or delete disposition waits the same way but without an
+interim response, and so does a compound whose CREATE waits (only that CREATE is
+answered STATUS_PENDING), as on Windows. Clients come from
 lease_client, which receives break notifications.
 """
 
 import contextlib
+import struct
 
 from smbprotocol.exceptions import SMBResponseException
 from smbprotocol.file_info import FileInformationClass
@@ -157,8 +159,8 @@ def test_holder_acks_on_the_connection_whose_close_waits(server):
 
 def test_delete_disposition_goes_async_until_the_holder_acks(server):
     """SET_INFO FileDispositionInformation breaks other keys' H first (MS-FSA
-    2.1.5.14.3) and answers STATUS_PENDING until A acks; the file goes at the last
-    close."""
+    2.1.5.14.3) and is answered once A acked, while B's connection keeps serving; the
+    file goes at the last close."""
     (server.backing / "disp.txt").write_bytes(b"data")
     (server.backing / "other.txt").write_bytes(b"other")
     with client(server) as a, client(server) as b:
@@ -167,11 +169,11 @@ def test_delete_disposition_goes_async_until_the_holder_acks(server):
         fb = open_for_delete(b, "disp.txt", delete_on_close=False)
         other = open_plain(b, "other.txt")
         setinfo = send_delete_disposition(b, fb)
-        assert first_answer(setinfo) == NtStatus.STATUS_PENDING
         brk = a.next_break(WAIT)
         assert (brk.current, brk.new, brk.ack_required) == (RH, R, True)
         still_serves(b, other)
-        assert pending(setinfo)
+        # Like a rename, and as on Windows, without an interim response.
+        assert unanswered([setinfo]), "the SET_INFO must wait for the holder's ack"
         assert a.ack(brk) == R
         assert final_status(b, setinfo) == NtStatus.STATUS_SUCCESS
         fb.close()
@@ -220,8 +222,8 @@ def unanswered(requests):
 
 def test_compound_create_waits_without_holding_the_connection(server):
     """A holds RWH; B's compound CREATE+CLOSE must wait for A to flush and ack (W goes).
-    Meanwhile B's connection answers an ECHO and a READ, and the compound is answered
-    as a whole once A acked."""
+    The CREATE is answered STATUS_PENDING, the CLOSE not at all, B's connection answers
+    an ECHO and a READ meanwhile, and both are answered once A acked."""
     (server.backing / "cmp.txt").write_bytes(b"data")
     (server.backing / "other.txt").write_bytes(b"other")
     with client(server) as a, client(server) as b:
@@ -231,8 +233,10 @@ def test_compound_create_waits_without_holding_the_connection(server):
         reqs = send_create_close_compound(b, "cmp.txt")
         brk = a.next_break(WAIT)
         assert (brk.current, brk.new, brk.ack_required) == (RWH, RH, True)
+        # The waiting CREATE alone is answered STATUS_PENDING, as Windows does.
+        assert first_answer(reqs[0]) == NtStatus.STATUS_PENDING
         still_serves(b, other)
-        assert unanswered(reqs), "the compound must wait for the holder's ack"
+        assert pending(reqs[0]) and unanswered(reqs[1:]), "the compound must wait for the ack"
         assert a.ack(brk) == RH
         assert [final_status(b, r) for r in reqs] == [NtStatus.STATUS_SUCCESS] * 2
         fa.close()
@@ -251,9 +255,54 @@ def test_compound_create_waiting_on_the_holders_own_connection(server):
         reqs = send_create_close_compound(a, "cmp1.txt")
         brk = a.next_break(WAIT)
         assert (brk.current, brk.new) == (RWH, RH)
+        assert first_answer(reqs[0]) == NtStatus.STATUS_PENDING
         still_serves(a, other)
-        assert unanswered(reqs)
+        assert pending(reqs[0]) and unanswered(reqs[1:])
         assert ack_status(a, brk) == 0
         assert [final_status(a, r) for r in reqs] == [NtStatus.STATUS_SUCCESS] * 2
+        fa.close()
+        other.close()
+
+
+def rename_request(new_name):
+    """SET_INFO FileRenameInformation (MS-FSCC 2.4.37.2) on the related FileId."""
+    name = new_name.encode("utf-16-le")
+    req = SMB2SetInfoRequest()
+    req["info_type"] = InfoType.SMB2_0_INFO_FILE
+    req["file_info_class"] = FileInformationClass.FILE_RENAME_INFORMATION
+    req["file_id"] = b"\xff" * 16
+    req["buffer"] = struct.pack("<B7xQI", 0, 0, len(name)) + name
+    return req
+
+
+def test_compound_rename_in_the_middle_waits_as_a_whole(server):
+    """A holds RH; B's compound CREATE + rename + CLOSE must wait for A to give up H.
+    Nothing is answered STATUS_PENDING (a rename gets no interim response on Windows),
+    B's connection serves other requests meanwhile, and all three are answered once A
+    acked; the file then has its new name."""
+    (server.backing / "mid.txt").write_bytes(b"data")
+    (server.backing / "other.txt").write_bytes(b"other")
+    with client(server) as a, client(server) as b:
+        fa, granted, _ = a.open("mid.txt", RH)
+        assert granted == RH
+        other = open_plain(b, "other.txt")
+        f = Open(b.tree, "mid.txt")
+        create, _ = f.create(
+            ImpersonationLevel.Impersonation,
+            FilePipePrinterAccessMask.DELETE | FilePipePrinterAccessMask.FILE_READ_ATTRIBUTES,
+            FileAttributes.FILE_ATTRIBUTE_NORMAL, SHARE_ALL, CreateDisposition.FILE_OPEN,
+            CreateOptions.FILE_NON_DIRECTORY_FILE, send=False)
+        close = SMB2CloseRequest()
+        close["file_id"] = b"\xff" * 16
+        reqs = b.conn.send_compound([create, rename_request("moved.txt"), close],
+                                    b.session.session_id, b.tree.tree_connect_id, related=True)
+        brk = a.next_break(WAIT)
+        assert (brk.current, brk.new, brk.ack_required) == (RH, R, True)
+        still_serves(b, other)
+        assert unanswered(reqs), "the compound must wait for the holder's ack"
+        assert a.ack(brk) == R
+        assert [final_status(b, r) for r in reqs] == [NtStatus.STATUS_SUCCESS] * 3
+        assert (server.backing / "moved.txt").exists()
+        assert not (server.backing / "mid.txt").exists()
         fa.close()
         other.close()

@@ -51,11 +51,15 @@ pub enum Outcome {
     Async(AsyncOp),
     /// No response at all (CANCEL, MS-SMB2 3.3.5.16).
     Silent,
-    /// Must wait for other holders' breaks where it may not go async (inside a
-    /// compound, 3.3.4.2): the compound stops before this request and goes on from it,
-    /// running it again, once the wait ends (`conn`); the connection serves other
-    /// frames meanwhile.
-    Suspend(leasefs_leases::BreakWait),
+    /// Must wait for other holders' breaks without taking the async path: the compound
+    /// (possibly of this request alone) stops before this request and goes on from it,
+    /// running it again, once the wait ends (`suspend`); the connection serves other
+    /// frames meanwhile. With `interim`, this request alone is answered STATUS_PENDING
+    /// now (a CREATE inside a compound, as Windows does).
+    Suspend {
+        wait: leasefs_leases::BreakWait,
+        interim: bool,
+    },
     /// Drop the connection (a second NEGOTIATE, a failed VALIDATE_NEGOTIATE_INFO, an
     /// unparseable NEGOTIATE).
     Disconnect(&'static str),

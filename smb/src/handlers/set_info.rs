@@ -18,12 +18,12 @@ fn io(e: std::io::Error) -> u32 {
 }
 
 pub fn handle(srv: &Arc<Server>, st: &mut ConnState, req: &Req) -> Result<Outcome, u32> {
-    // Issue 5: a rename waiting for other holders' H breaks goes async (STATUS_PENDING).
-    st.leases
-        .pending
-        .begin(!req.related && req.hdr.next_command == 0);
+    // Issue 5: a rename or delete disposition waiting for other holders' H breaks
+    // waits without blocking the connection and without an interim response
+    // (leasing::pending, suspend.rs).
+    st.leases.pending.begin(false);
     let r = handle_inner(srv, st, req);
-    if let Some(o) = crate::leasing::pending::outcome(st, req, &r) {
+    if let Some(o) = crate::leasing::pending::outcome_without_interim(st, &r) {
         return Ok(o);
     }
     r
@@ -205,8 +205,9 @@ fn set_disposition(srv: &Server, st: &mut ConnState, v: u64, delete: bool) -> Re
     }
     if delete {
         // MS-FSA 2.1.5.14.3 with 2.1.4.12: marking the file for deletion breaks other
-        // keys' handle caching first, and waits for the acks (async where the request
-        // may go async, see leasing::pending), so their cached handles can go.
+        // keys' handle caching first, and waits for the acks (without holding the
+        // connection, see leasing::pending and suspend.rs), so their cached handles
+        // can go.
         let (file, is_stream) = (o.file, o.path.stream.is_some());
         if !is_stream {
             let by = st

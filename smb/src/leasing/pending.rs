@@ -7,6 +7,11 @@
 //! machinery. Re-running needs the connection state, which only the connection task
 //! holds: the future hands the request back to that task through a queue and awaits
 //! the result. The connection task drains the queue between frames.
+//!
+//! Where a request must wait but may not take this path (a CREATE inside a compound,
+//! 3.3.4.2) or gets no interim response on Windows (a rename or delete disposition,
+//! which smbtorture's newer compound tests check), the wait is handed to `suspend`
+//! instead: its compound stops before it and resumes when the wait ends.
 
 use crate::handlers::{self, AsyncOp, Outcome, Req};
 use crate::server::Server;
@@ -88,7 +93,7 @@ pub fn settle(p: &Pending, o: leasefs_leases::BreakOutcome) -> Result<(), u32> {
     }
 }
 
-/// Called by CREATE (and SET_INFO) with its result: when the open parked a break wait,
+/// Called by CREATE with its result: when the open parked a break wait,
 /// the answer is STATUS_PENDING now and the retried request's result later; inside a
 /// compound, where only the last request may go async (3.3.4.2), the compound is
 /// suspended at this request instead.
@@ -104,8 +109,12 @@ pub fn outcome(st: &ConnState, req: &Req, r: &Result<Outcome, u32>) -> Option<Ou
         .unwrap_or_else(|p| p.into_inner())
         .take()?;
     if !st.leases.pending.may_go_async() {
-        // Inside a compound: the compound waits, not the connection (conn.rs).
-        return Some(Outcome::Suspend(w));
+        // Inside a compound: the compound waits, not the connection (suspend.rs), and
+        // the CREATE is answered STATUS_PENDING as Windows does.
+        return Some(Outcome::Suspend {
+            wait: w,
+            interim: true,
+        });
     }
     let tx = st.leases.pending.tx.clone();
     let hdr = req.hdr.clone();
@@ -127,6 +136,27 @@ pub fn outcome(st: &ConnState, req: &Req, r: &Result<Outcome, u32>) -> Option<Ou
         result.await.unwrap_or((status::CANCELLED, error_body()))
     });
     Some(Outcome::Async(fut))
+}
+
+/// Called by SET_INFO (rename, delete disposition) with its result: when it parked a
+/// break wait, the request waits without an interim response, alone or inside its
+/// compound, and runs again when the wait ends. Windows sends no STATUS_PENDING for
+/// these waits (unlike a CREATE's), and clients do not expect one.
+pub fn outcome_without_interim(st: &ConnState, r: &Result<Outcome, u32>) -> Option<Outcome> {
+    if r.as_ref().err() != Some(&status::PENDING) {
+        return None;
+    }
+    let w = st
+        .leases
+        .pending
+        .parked
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()?;
+    Some(Outcome::Suspend {
+        wait: w,
+        interim: false,
+    })
 }
 
 /// Runs a CREATE again on its connection (from the read loop, between frames).
