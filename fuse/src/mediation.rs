@@ -170,6 +170,7 @@ impl Mediator {
             // POSIX has no share modes: a local open denies nothing to others.
             share: ShareAccess::ALL,
             stat_only: false,
+            metadata_only: false,
             overwrite: mode.overwrite,
             writes_unseen: mode.writes_unseen,
             is_dir: mode.is_dir,

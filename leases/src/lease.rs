@@ -165,9 +165,12 @@ pub struct LeaseGrant {
 pub enum BreakReason {
     /// A conflicting open (strip W).
     Open,
-    /// An open that overwrites or supersedes, or a write-capable open whose writes the
-    /// manager does not see.
+    /// An open that overwrites or supersedes.
     Overwrite,
+    /// A write-capable open whose writes the manager does not see (kernel
+    /// passthrough): nobody may cache anything once it is open, so its opener waits
+    /// for every bit to go (DESIGN.md "Local access").
+    UnseenWriter,
     /// A sharing violation (strip H).
     SharingViolation,
     Write,
@@ -186,6 +189,7 @@ impl fmt::Display for BreakReason {
         f.write_str(match self {
             BreakReason::Open => "open",
             BreakReason::Overwrite => "overwrite",
+            BreakReason::UnseenWriter => "unseen-writer",
             BreakReason::SharingViolation => "sharing-violation",
             BreakReason::Write => "write",
             BreakReason::Truncate => "truncate",
@@ -287,6 +291,7 @@ pub fn break_target(held: LeaseState, reason: BreakReason, is_dir: bool) -> Leas
             held.without(LeaseState::H).without(LeaseState::W)
         }
         BreakReason::Overwrite
+        | BreakReason::UnseenWriter
         | BreakReason::Write
         | BreakReason::Truncate
         | BreakReason::ByteRangeLock

@@ -25,6 +25,8 @@ pub struct OpenParams {
     pub share: ShareAccess,
     /// Attributes/synchronize only: never conflicts (MS-FSA 2.1.5.1.2).
     pub stat_only: bool,
+    /// No data access but the security descriptor as well (`OpenRequest::metadata_only`).
+    pub metadata_only: bool,
     pub overwrite: bool,
     pub is_dir: bool,
 }
@@ -85,6 +87,7 @@ impl LockHub {
             access: p.access,
             share: p.share,
             stat_only: p.stat_only,
+            metadata_only: p.metadata_only,
             overwrite: p.overwrite,
             writes_unseen: false,
             is_dir: p.is_dir,
@@ -232,6 +235,7 @@ mod tests {
             access,
             share,
             stat_only: false,
+            metadata_only: false,
             overwrite: false,
             is_dir: false,
         }

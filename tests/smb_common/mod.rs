@@ -129,11 +129,22 @@ pub fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
 /// Runs `smbtorture` against the server's share for one test or suite, killing it after
 /// `limit`. Returns its stdout and whether it timed out.
 pub fn smbtorture(port: u16, target: &str, limit: std::time::Duration) -> (String, bool) {
+    smbtorture_with(port, target, limit, &[])
+}
+
+/// `smbtorture` with extra arguments (e.g. `--option=torture:...` settings).
+pub fn smbtorture_with(
+    port: u16,
+    target: &str,
+    limit: std::time::Duration,
+    extra: &[&str],
+) -> (String, bool) {
     use std::io::Read;
     let mut child = Command::new("smbtorture")
         .arg("//127.0.0.1/share")
         .args(["-p", &port.to_string()])
         .args(["-U", &format!("{USER}%{PASS}")])
+        .args(extra)
         .arg(target)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

@@ -1,5 +1,6 @@
 //! The break engine: dispatching breaks, acknowledgments, waiters, revocation.
 
+use super::open_breaks::wait_need;
 use super::opens::lease_record;
 use super::{BreakOutcome, BreakWaiter, LeaseId, Outbox, Requester, Shared, State};
 use crate::error::{AckError, LockError};
@@ -34,7 +35,7 @@ impl State {
             };
             let target = break_target(e.lease.state, reason, e.lease.is_dir);
             self.break_to(sh, *id, target, reason, now, out);
-            self.collect_pending(*id, target, &mut pending);
+            self.collect_pending(*id, wait_need(reason, target), &mut pending);
         }
         if !wait || pending.is_empty() {
             return None;
@@ -42,18 +43,19 @@ impl State {
         Some(self.new_waiter(withdraw, pending))
     }
 
-    /// Breaks one lease to an explicit target.
+    /// Notes that the requester must wait for lease `id` to come down to `need`, if a
+    /// break it has to wait for is in flight.
     fn collect_pending(
         &self,
         id: LeaseId,
-        target: LeaseState,
+        need: LeaseState,
         pending: &mut HashMap<LeaseId, LeaseState>,
     ) {
         if let Some(e) = self.leases.get(&id) {
-            if e.lease.breaking && !e.lease.state.is_subset_of(target) {
+            if e.lease.breaking && !e.lease.state.is_subset_of(need) {
                 let need = pending
                     .get(&id)
-                    .map_or(target, |t: &LeaseState| t.intersect(target));
+                    .map_or(need, |t: &LeaseState| t.intersect(need));
                 pending.insert(id, need);
             }
         }
@@ -97,6 +99,23 @@ impl State {
         now: Instant,
         out: &mut Outbox,
     ) {
+        self.dispatch(sh, id, target, None, reason, now, out);
+    }
+
+    /// Sends one break notification towards `target`. `continues` carries what is
+    /// still required when this is the next step of a break whose previous step was
+    /// just acknowledged (see `ack`); a new break requires its own target.
+    #[allow(clippy::too_many_arguments)]
+    fn dispatch(
+        &mut self,
+        sh: &Shared,
+        id: LeaseId,
+        target: LeaseState,
+        continues: Option<LeaseState>,
+        reason: BreakReason,
+        now: Instant,
+        out: &mut Outbox,
+    ) {
         let Some(e) = self.leases.get_mut(&id) else {
             return;
         };
@@ -110,8 +129,12 @@ impl State {
             return;
         }
         let from = l.state;
-        // MS-SMB2 3.3.4.7: the epoch increments with each break sent.
-        l.epoch = l.epoch.wrapping_add(1);
+        // MS-SMB2 3.3.4.7: the epoch increments when a break is sent. The further steps
+        // of one break keep it: smbtorture smb2.lease.v2_breaking3 checks that Windows
+        // sends RH->R and R->None with the epoch of the first RWH->RH notification.
+        if continues.is_none() {
+            l.epoch = l.epoch.wrapping_add(1);
+        }
         l.break_seq += 1;
         l.reason = Some(reason);
         sh.stats.breaks_sent.fetch_add(1, Ordering::Relaxed);
@@ -142,7 +165,7 @@ impl State {
         if needs_ack {
             l.breaking = true;
             l.break_to = target;
-            l.required = target;
+            l.required = continues.map_or(target, |r| r.intersect(target));
             l.break_started = Some(now);
             let deadline = now + sh.config.break_timeout;
             l.deadline = Some(deadline);
@@ -220,8 +243,11 @@ impl State {
             out,
         );
         if !held.is_subset_of(required) {
-            // Progressive break: more was asked while this break was in flight.
-            self.break_to(sh, id, required, reason, now, out);
+            // Progressive break: more was asked while this break was in flight. It
+            // continues in steps, handle and write caching before read caching
+            // (open_breaks::next_step).
+            let next = super::open_breaks::next_step(held, required);
+            self.dispatch(sh, id, next, Some(required), reason, now, out);
         }
         self.wake_satisfied(id, WakeReason::Acked, out);
         Ok(self
@@ -236,11 +262,16 @@ impl State {
             return;
         };
         let state = e.lease.state;
+        // A requester that had to wait stays behind a break until its last step is
+        // acknowledged, even when an earlier step already gave it what it needs
+        // (smbtorture smb2.lease.breaking3: the blocked opens complete only after the
+        // final ack). MS-FSA 2.1.4.12: an oplock that is breaking makes opens wait.
+        let breaking = e.lease.breaking;
         let waiters = std::mem::take(&mut e.waiters);
         let mut keep = Vec::new();
         for w in waiters {
             let satisfied = match self.waiters.get(&w).and_then(|bw| bw.pending.get(&id)) {
-                Some(need) => state.is_subset_of(*need),
+                Some(need) => !breaking && state.is_subset_of(*need),
                 None => continue,
             };
             if satisfied {
@@ -362,18 +393,26 @@ impl State {
         // MS-FSA 2.1.4.12 / 2.1.5.3: a write breaks every Level II oplock on the
         // stream, the writer's own included (Windows does, smbtorture
         // smb2.oplock.batch1 checks); leases are never broken by their own key.
-        if let Some(own) = own {
-            if self.leases.get(&own).is_some_and(|l| {
-                l.lease.oplock
-                    && l.lease.state.has(LeaseState::R)
-                    && !l.lease.state.has(LeaseState::W)
-            }) {
-                ids.push(own);
-            }
-        }
+        ids.extend(self.own_level2_oplock(own));
         let now = sh.now();
         self.break_leases(sh, &w, &ids, BreakReason::Write, false, now, out);
         Ok(BreakOutcome::Proceed)
+    }
+
+    /// The requester's own lease when it is a Level II oplock: MS-FSA 2.1.4.12 breaks
+    /// every Level II oplock of the stream on a write or a byte-range lock, whoever
+    /// holds it, while a lease or an exclusive/batch oplock is never broken by its own
+    /// key.
+    pub(crate) fn own_level2_oplock(&self, own: Option<LeaseId>) -> Option<LeaseId> {
+        let own = own?;
+        self.leases
+            .get(&own)
+            .is_some_and(|l| {
+                l.lease.oplock
+                    && l.lease.state.has(LeaseState::R)
+                    && !l.lease.state.has(LeaseState::W)
+            })
+            .then_some(own)
     }
 
     /// A size change by path: everyone else's caching goes, and the requester waits.

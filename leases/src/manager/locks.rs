@@ -114,7 +114,10 @@ impl State {
                 None => return,
             },
         };
-        let ids = self.other_leases(req.file, &by);
+        let mut ids = self.other_leases(req.file, &by);
+        // MS-FSA 2.1.5.7 / 2.1.4.12: the locker's own Level II oplock goes too
+        // (smbtorture smb2.oplock.brl1, brl3: a self lock breaks Level II to none).
+        ids.extend(self.own_level2_oplock(by.lease));
         let now = sh.now();
         let none: Weak<dyn Withdraw> = Weak::<Shared>::new();
         self.break_leases(sh, &none, &ids, BreakReason::ByteRangeLock, false, now, out);

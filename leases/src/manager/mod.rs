@@ -9,6 +9,7 @@ mod breaks;
 mod deadline;
 mod directory;
 mod locks;
+mod open_breaks;
 mod opens;
 mod recovery;
 mod view;
@@ -112,8 +113,14 @@ pub struct OpenRequest {
     pub owner: OwnerId,
     pub access: Access,
     pub share: ShareAccess,
-    /// Attributes/synchronize only: breaks nothing and is ignored by share modes.
+    /// Attributes/synchronize only (MS-FSA 2.1.4.12's stat open): breaks nothing and
+    /// is ignored by share modes. A front end must not set it for an open that
+    /// truncates (`overwrite`): that open writes.
     pub stat_only: bool,
+    /// No data access, but more than `stat_only` allows: the security descriptor
+    /// (READ_CONTROL) too. Such an open breaks traditional oplocks but not leases
+    /// (see `open_breaks`).
+    pub metadata_only: bool,
     /// Truncates or supersedes the file (O_TRUNC, FILE_OVERWRITE, FILE_SUPERSEDE).
     pub overwrite: bool,
     /// The front end will not report this open's writes (kernel FUSE passthrough), so
@@ -132,6 +139,7 @@ impl OpenRequest {
             access,
             share: ShareAccess::ALL,
             stat_only: false,
+            metadata_only: false,
             overwrite: false,
             writes_unseen: false,
             is_dir: false,

@@ -12,9 +12,10 @@ use crate::wait::{WakeReason, Withdraw};
 use std::sync::Weak;
 
 /// MS-FSA 2.1.5.1.2: an existing open and a new one conflict when either wants an
-/// access the other does not share.
+/// access the other does not share. An open with no data access (read, write or
+/// delete) takes no part in the check at all, whatever else it asks for.
 pub(crate) fn share_conflict(existing: &OpenRequest, new: &OpenRequest) -> bool {
-    if existing.stat_only || new.stat_only {
+    if existing.stat_only || new.stat_only || existing.access.is_none() || new.access.is_none() {
         return false;
     }
     let denies = |a: &OpenRequest, b: &OpenRequest| {
@@ -95,12 +96,22 @@ impl State {
                     }
                     return Err(LockError::SharingViolation);
                 }
-                let reason = if req.overwrite || (req.writes_unseen && req.access.write) {
+                let reason = if req.writes_unseen && req.access.write {
+                    BreakReason::UnseenWriter
+                } else if req.overwrite {
                     BreakReason::Overwrite
                 } else {
                     BreakReason::Open
                 };
-                let ids = self.other_leases(req.file, &requester);
+                let ids: Vec<LeaseId> = self
+                    .other_leases(req.file, &requester)
+                    .into_iter()
+                    .filter(|id| {
+                        self.leases
+                            .get(id)
+                            .is_some_and(|e| super::open_breaks::open_breaks(req, &e.lease))
+                    })
+                    .collect();
                 if let Some(w) = self.break_leases(sh, &withdraw, &ids, reason, true, now, out) {
                     return Ok(OpenOutcome::Wait(w));
                 }
@@ -163,10 +174,16 @@ impl State {
     /// writes the manager does not see; no W beside one whose reads it does not see.
     fn allowed_for_new_lease(&self, req: &OpenRequest, lease_id: Option<LeaseId>) -> LeaseState {
         let mut allowed = LeaseState::RWH;
+        let asking_oplock = req.lease.is_some_and(|l| l.oplock);
         if let Some(f) = self.files.get(&req.file) {
             for o in &f.opens {
                 let Some(e) = self.opens.get(o) else { continue };
                 if e.req.stat_only || (lease_id.is_some() && e.lease == lease_id) {
+                    continue;
+                }
+                // An open a lease would not be broken for does not hold a lease back
+                // either (open_breaks): it still limits an oplock.
+                if e.req.metadata_only && !asking_oplock {
                     continue;
                 }
                 allowed = allowed.without(LeaseState::W);
@@ -194,7 +211,6 @@ impl State {
                 // coexist. Beside an oplock a lease gets no H; beside a lease holding H
                 // an oplock request gets nothing (smbtorture smb2.lease.oplock checks
                 // Windows does both).
-                let asking_oplock = req.lease.is_some_and(|l| l.oplock);
                 if e.lease.oplock && !e.lease.state.is_none() {
                     allowed = allowed.without(LeaseState::H);
                 }

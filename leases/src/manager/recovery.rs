@@ -188,6 +188,8 @@ impl State {
                     access,
                     share,
                     stat_only: rec.stat_only,
+                    // Not persisted: after a restart such an open counts as a data open.
+                    metadata_only: false,
                     overwrite: false,
                     writes_unseen: rec.writes_unseen,
                     is_dir,

@@ -66,6 +66,23 @@ pub fn access_classes(granted: u32) -> Access {
     }
 }
 
+/// How an open counts for oplock and lease breaks: `(stat_only, metadata_only)` for
+/// the lock manager. MS-FSA 2.1.4.12: an open asking for nothing but
+/// FILE_READ_ATTRIBUTES, FILE_WRITE_ATTRIBUTES and SYNCHRONIZE is a stat open and
+/// breaks nothing; Windows also lets READ_CONTROL by leases (smbtorture
+/// smb2.lease.statopen4) but not by oplocks (smb2.oplock.statopen1). An open that
+/// truncates (OVERWRITE, OVERWRITE_IF, SUPERSEDE) writes, so it is never a stat open
+/// whatever it asks for (smb2.oplock.exclusive5, batch13/14/16; Samba adds
+/// FILE_WRITE_DATA to such an open for the same reason).
+pub fn stat_class(granted: u32, truncates: bool) -> (bool, bool) {
+    const STAT: u32 = access::READ_ATTRIBUTES | access::WRITE_ATTRIBUTES | access::SYNCHRONIZE;
+    let only = |bits: u32| granted & bits != 0 && granted & !bits == 0;
+    if truncates {
+        return (false, false);
+    }
+    (only(STAT), only(STAT | access::READ_CONTROL))
+}
+
 /// Streams get their own identity in the lock manager: MS-FSA keeps share modes per
 /// stream, so `f:s` and `f` do not conflict with each other.
 pub fn stream_file_id(base: FileId, name: &str) -> FileId {
@@ -293,12 +310,14 @@ fn open(
     };
     let file = file_id_of(&fd)?;
     let classes = access_classes(granted);
+    let (stat_only, metadata_only) = stat_class(granted, truncate);
     let params = OpenParams {
         file,
         owner: st.owner(),
         access: classes,
         share: ShareAccess((creq.share_access & 7) as u8),
-        stat_only: classes.is_none(),
+        stat_only,
+        metadata_only,
         overwrite: truncate,
         is_dir,
     };
@@ -425,12 +444,14 @@ fn create_stream(
     let base_id = file_id_of(&base)?;
     let file = stream_file_id(base_id, &sname);
     let classes = access_classes(granted);
+    let (stat_only, metadata_only) = stat_class(granted, truncate);
     let params = OpenParams {
         file,
         owner: st.owner(),
         access: classes,
         share: ShareAccess((creq.share_access & 7) as u8),
-        stat_only: classes.is_none(),
+        stat_only,
+        metadata_only,
         overwrite: truncate,
         is_dir: false,
     };

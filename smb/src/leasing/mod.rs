@@ -178,6 +178,7 @@ pub fn open(srv: &Arc<Server>, st: &ConnState, p: &OpenParams, ask: &Ask) -> Res
         access: p.access,
         share: p.share,
         stat_only: p.stat_only,
+        metadata_only: p.metadata_only,
         overwrite: p.overwrite,
         // The SMB server performs every write itself and calls before_write, so the
         // manager sees them all (DESIGN.md "Local access").
