@@ -156,19 +156,26 @@ impl InodeStore {
         if nodeid == ROOT {
             return;
         }
-        let mut maps = self.maps.write();
-        let Some(node) = maps.by_node.get(&nodeid) else {
-            return;
-        };
-        let prev = node.lookups.load(Ordering::Relaxed);
-        let left = prev.saturating_sub(n);
-        node.lookups.store(left, Ordering::Relaxed);
-        if left == 0 {
+        let gone = {
+            let mut maps = self.maps.write();
+            let Some(node) = maps.by_node.get(&nodeid) else {
+                return;
+            };
+            let prev = node.lookups.load(Ordering::Relaxed);
+            let left = prev.saturating_sub(n);
+            node.lookups.store(left, Ordering::Relaxed);
+            if left != 0 {
+                return;
+            }
             let key = node.key;
-            maps.by_node.remove(&nodeid);
             if maps.by_key.get(&key) == Some(&nodeid) {
                 maps.by_key.remove(&key);
             }
-        }
+            maps.by_node.remove(&nodeid)
+        };
+        // Dropped after the lock: closing the last handle of an unlinked file is when the
+        // backing filesystem frees it (truncate, bitmaps), which must not stall every
+        // other request's node lookup behind the write lock.
+        drop(gone);
     }
 }
