@@ -22,6 +22,7 @@ const SUITES: &[(&str, u64)] = &[
     ("smb2.lock", 240),
     ("smb2.rename", 120),
     ("smb2.compound", 60),
+    ("smb2.compound_async", 60),
     ("smb2.notify", 90),
     ("smb2.streams", 120),
 ];

@@ -414,6 +414,14 @@ fn process_compound(
                 at += len;
                 continue;
             }
+            // Only the last request of a compound may go async (MS-SMB2 3.3.4.2); an
+            // earlier one that would (a CHANGE_NOTIFY, a blocking LOCK) fails with
+            // STATUS_INTERNAL_ERROR as on Windows (smbtorture smb2.compound.interim2),
+            // and the rest of the compound goes on. Lease-break waits never get here:
+            // they suspend the compound instead (suspend.rs).
+            Outcome::Async(_) if hdr.next_command != 0 => {
+                (status::INTERNAL_ERROR, error_body(), false)
+            }
             Outcome::Async(fut) => {
                 let async_id = st.next_async_id();
                 let (ctx, crx) = oneshot::channel();
@@ -488,7 +496,7 @@ fn process_compound(
     if resps.is_empty() {
         return Ok(Progress::Frames(extra_frames));
     }
-    // Chain: pad every message but the last to 8 bytes, set NextCommand, then sign.
+    // Chain: pad every message to 8 bytes, set NextCommand, then sign.
     let n = resps.len();
     let enc = resps
         .iter()
@@ -507,10 +515,12 @@ fn process_compound(
     } else {
         let mut c = vec![0u8; 4];
         for (i, mut r) in resps.into_iter().enumerate() {
+            // Windows pads the last response of a compound too (smbtorture
+            // smb2.compound.compound-padding checks a READ's body size).
+            while (r.msg.len() - 4) % 8 != 0 {
+                r.msg.push(0);
+            }
             if i + 1 < n {
-                while (r.msg.len() - 4) % 8 != 0 {
-                    r.msg.push(0);
-                }
                 let l = (r.msg.len() - 4) as u32;
                 wire::set_u32(&mut r.msg, 4 + 20, l);
             }

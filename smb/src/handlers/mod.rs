@@ -159,7 +159,13 @@ pub fn file_id(st: &ConnState, req: &Req, at: usize) -> Result<u64, u32> {
 pub fn open_mut<'a>(st: &'a mut ConnState, req: &Req, at: usize) -> Result<&'a mut Open, u32> {
     let v = file_id(st, req, at)?;
     match st.opens.get_mut(&v) {
-        Some(o) if o.session_id == req.hdr.session_id && o.tree_id == req.hdr.tree_id => Ok(o),
+        Some(o) if o.session_id == req.hdr.session_id && o.tree_id == req.hdr.tree_id => {
+            // 3.3.5.2.7.2: a related request after one that names a FileId uses that
+            // FileId, not only after a CREATE (smbtorture smb2.compound_async).
+            let fid = (o.persistent, o.volatile);
+            st.compound_fid = Some(fid);
+            st.opens.get_mut(&v).ok_or(status::FILE_CLOSED)
+        }
         _ => Err(status::FILE_CLOSED),
     }
 }
