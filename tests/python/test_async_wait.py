@@ -12,6 +12,8 @@ lease_client, which receives break notifications.
 
 import contextlib
 import struct
+import subprocess
+from pathlib import Path
 
 from smbprotocol.exceptions import SMBResponseException
 from smbprotocol.file_info import FileInformationClass
@@ -29,7 +31,7 @@ from smbprotocol.open import (
     SMB2SetInfoRequest,
 )
 
-from conftest import PASSWORD, USER
+from conftest import PASSWORD, USER, leasefs_bin
 from lease_client import RH, RWH, LeaseClient, R, ack_status
 
 # Generous: a test that waits this long has failed anyway (no timing assertions). The
@@ -157,7 +159,7 @@ def test_holder_acks_on_the_connection_whose_close_waits(server):
         other.close()
 
 
-def test_delete_disposition_goes_async_until_the_holder_acks(server):
+def test_delete_disposition_waits_for_the_holders_ack(server):
     """SET_INFO FileDispositionInformation breaks other keys' H first (MS-FSA
     2.1.5.14.3) and is answered once A acked, while B's connection keeps serving; the
     file goes at the last close."""
@@ -305,4 +307,45 @@ def test_compound_rename_in_the_middle_waits_as_a_whole(server):
         assert (server.backing / "moved.txt").exists()
         assert not (server.backing / "mid.txt").exists()
         fa.close()
+        other.close()
+
+
+@contextlib.contextmanager
+def local_holder(server, path, state):
+    """`leasefs lease hold` through the daemon's control socket: a local lease holder
+    that acknowledges a break when told to (--ack prompt, an answer on stdin)."""
+    p = subprocess.Popen(
+        [leasefs_bin(), "lease", "hold", str(path), "--state", state, "--ack", "prompt",
+         "--state-dir", str(Path(server.tmp.name) / "state")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert "holding " + state in p.stdout.readline()
+        yield p
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_last_close_waits_for_a_local_holder_without_holding_the_connection(server):
+    """Only a local (control socket) holder has the file: the delete-on-close CLOSE of
+    the last SMB handle must wait for its H to go before the name is removed. It is
+    answered STATUS_PENDING, the connection serves other requests meanwhile, and the
+    file is gone once the holder acknowledged."""
+    held = server.backing / "held.txt"
+    held.write_bytes(b"data")
+    (server.backing / "other.txt").write_bytes(b"other")
+    with local_holder(server, held, "RH") as holder, client(server) as b:
+        fb = open_for_delete(b, "held.txt", delete_on_close=True)
+        other = open_plain(b, "other.txt")
+        close = send_close(b, fb)
+        assert first_answer(close) == NtStatus.STATUS_PENDING
+        line = holder.stdout.readline()
+        assert "break RH -> R" in line and "ack required" in line, line
+        still_serves(b, other)
+        assert pending(close), "the CLOSE must wait for the holder's ack"
+        assert held.exists(), "the name goes only after the holder's ack"
+        holder.stdin.write("y\n")
+        holder.stdin.flush()
+        assert final_status(b, close) == NtStatus.STATUS_SUCCESS
+        assert not held.exists()
         other.close()
