@@ -349,3 +349,68 @@ def test_last_close_waits_for_a_local_holder_without_holding_the_connection(serv
         assert final_status(b, close) == NtStatus.STATUS_SUCCESS
         assert not held.exists()
         other.close()
+
+
+def test_cancel_ends_a_waiting_compound_create(server):
+    """CANCEL by the AsyncId of the waiting CREATE's interim response (MS-SMB2
+    3.3.5.16): the CREATE ends STATUS_CANCELLED, the related CLOSE after it fails the
+    same way (3.3.5.2.7.2), and the holder's ack is still accepted."""
+    (server.backing / "cancel.txt").write_bytes(b"data")
+    with client(server) as a, client(server) as b:
+        fa, granted, _ = a.open("cancel.txt", RWH)
+        assert granted == RWH
+        reqs = send_create_close_compound(b, "cancel.txt")
+        brk = a.next_break(WAIT)
+        assert first_answer(reqs[0]) == NtStatus.STATUS_PENDING
+        reqs[0].cancel()
+        assert [final_status(b, r) for r in reqs] == [NtStatus.STATUS_CANCELLED] * 2
+        b.conn.echo(sid=b.session.session_id, timeout=WAIT)
+        assert ack_status(a, brk) == 0
+        fa.close()
+
+
+def test_cancel_ends_a_waiting_rename_in_a_compound(server):
+    """A rename waiting inside a compound has no interim response, so CANCEL names it
+    by MessageId: the rename ends STATUS_CANCELLED, the file keeps its name, and the
+    rest of the compound runs."""
+    (server.backing / "stay.txt").write_bytes(b"data")
+    with client(server) as a, client(server) as b:
+        fa, granted, _ = a.open("stay.txt", RH)
+        assert granted == RH
+        f = Open(b.tree, "stay.txt")
+        create, _ = f.create(
+            ImpersonationLevel.Impersonation,
+            FilePipePrinterAccessMask.DELETE | FilePipePrinterAccessMask.FILE_READ_ATTRIBUTES,
+            FileAttributes.FILE_ATTRIBUTE_NORMAL, SHARE_ALL, CreateDisposition.FILE_OPEN,
+            CreateOptions.FILE_NON_DIRECTORY_FILE, send=False)
+        close = SMB2CloseRequest()
+        close["file_id"] = b"\xff" * 16
+        reqs = b.conn.send_compound([create, rename_request("went.txt"), close],
+                                    b.session.session_id, b.tree.tree_connect_id, related=True)
+        brk = a.next_break(WAIT)
+        assert brk.current == RH
+        assert unanswered(reqs)
+        reqs[1].cancel()
+        assert [final_status(b, r) for r in reqs] == [
+            NtStatus.STATUS_SUCCESS, NtStatus.STATUS_CANCELLED, NtStatus.STATUS_SUCCESS]
+        assert (server.backing / "stay.txt").exists()
+        assert not (server.backing / "went.txt").exists()
+        assert ack_status(a, brk) == 0
+        fa.close()
+
+
+def test_disconnect_while_a_compound_waits(server):
+    """B goes away while its compound waits: nothing is left waiting on B's behalf, and
+    A can ack and go on using the file."""
+    (server.backing / "gone2.txt").write_bytes(b"data")
+    with client(server) as a:
+        fa, granted, _ = a.open("gone2.txt", RWH)
+        assert granted == RWH
+        b = LeaseClient(server.port, USER, PASSWORD)
+        send_create_close_compound(b, "gone2.txt")
+        brk = a.next_break(WAIT)
+        b.close()
+        assert ack_status(a, brk) == 0
+        fa.write(b"after", 0)
+        fa.close()
+        assert (server.backing / "gone2.txt").read_bytes() == b"after"
