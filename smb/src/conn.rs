@@ -332,12 +332,12 @@ fn process_compound(
             }
         }
         let sec = st.snapshot(hdr.session_id, encrypted.is_some());
+        // CANCEL ended this request's wait for a break (suspend); it applies to this
+        // request only, whatever else decides its answer.
+        let was_cancelled = std::mem::take(&mut cancelled);
         let outcome = match inherited_error {
             Some(s) => Outcome::Done(s, error_body()),
-            // CANCEL ended this request's wait for a break (suspend).
-            None if std::mem::take(&mut cancelled) => {
-                Outcome::Done(status::CANCELLED, error_body())
-            }
+            None if was_cancelled => Outcome::Done(status::CANCELLED, error_body()),
             None => {
                 let req = handlers::Req {
                     hdr: &hdr,
