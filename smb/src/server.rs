@@ -90,6 +90,8 @@ pub struct Server {
     next_conn: AtomicU64,
     pub next_handle: AtomicU64,
     pub events: tokio::sync::broadcast::Sender<crate::notify::Change>,
+    /// Each client's connections, for routing lease breaks (`leasing::clients`).
+    pub clients: Arc<crate::leasing::clients::ClientConns>,
 }
 
 fn random_bytes<const N: usize>() -> [u8; N] {
@@ -120,6 +122,7 @@ impl Server {
             next_conn: AtomicU64::new(1),
             next_handle: AtomicU64::new(1),
             events,
+            clients: Arc::default(),
         }))
     }
 

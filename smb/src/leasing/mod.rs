@@ -9,6 +9,7 @@
 //! Oplocks run on the same engine as leases (DESIGN.md): Level II = R, Exclusive = RW,
 //! Batch = RWH, each with a private key per open chosen by the manager.
 
+pub mod clients;
 pub mod context;
 pub mod directory;
 pub mod pending;
@@ -166,6 +167,11 @@ fn lease_request(st: &ConnState, ask: &Ask, is_dir: bool) -> Option<LeaseRequest
 /// parked in `pending` and the CREATE runs again once it ends.
 pub fn open(srv: &Arc<Server>, st: &ConnState, p: &OpenParams, ask: &Ask) -> Result<OpenId, u32> {
     let lease = lease_request(st, ask, p.is_dir);
+    // Any open, leased or not: a later connection's lease breaks may come this way. A
+    // zero ClientGuid (SMB 2.0.2 has no leases) names no client.
+    if st.client_guid != [0; 16] {
+        st.leases.sink.join_client(&srv.clients, st.client_guid);
+    }
     if lease.is_some() && st.leases.sink.needs_registration() {
         // Before the first grant of this connection, so a break that fires at once
         // has somewhere to go (DESIGN.md break engine rules).
@@ -255,7 +261,7 @@ pub fn finish_create(
             // 3.3.5.9.11: a new V2 lease continues from the epoch the client sent. An
             // existing lease keeps its version: a V1 request on a V2 lease gets a V2
             // response and the other way round (smbtorture smb2.lease.v2_epoch2/3).
-            let existing = sink.route(&key);
+            let existing = sink.client_route(&key);
             let base = existing
                 .as_ref()
                 .map(|r| r.epoch_base)

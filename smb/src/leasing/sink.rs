@@ -41,6 +41,10 @@ pub struct ConnLeasing {
     tx: mpsc::Sender<Vec<u8>>,
     routes: Mutex<Routes>,
     registered: std::sync::atomic::AtomicBool,
+    /// When the connection was made, relative to the others (`clients`).
+    seq: u64,
+    /// The client's connections, once this one has joined them (`join_client`).
+    client: std::sync::OnceLock<(std::sync::Arc<super::clients::ClientConns>, [u8; 16])>,
 }
 
 const MAX_UNROUTED: usize = 1024;
@@ -54,7 +58,51 @@ impl ConnLeasing {
             tx,
             routes: Mutex::new(Routes::default()),
             registered: std::sync::atomic::AtomicBool::new(false),
+            seq: super::clients::next_seq(),
+            client: std::sync::OnceLock::new(),
         }
+    }
+
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// The connection can still carry a notification.
+    pub fn is_live(&self) -> bool {
+        !self.tx.is_closed()
+    }
+
+    /// Makes this connection one of `client`'s (once; the ClientGuid of a connection
+    /// does not change after NEGOTIATE).
+    pub fn join_client(
+        self: &std::sync::Arc<Self>,
+        conns: &std::sync::Arc<super::clients::ClientConns>,
+        client: [u8; 16],
+    ) {
+        if self.client.get().is_some() {
+            return;
+        }
+        if self.client.set((conns.clone(), client)).is_ok() {
+            conns.join(client, self);
+        }
+    }
+
+    /// This connection's route for `key`, else one another connection of the same
+    /// client holds (`clients::ClientConns::route`).
+    pub fn client_route(&self, key: &LeaseKey) -> Option<Route> {
+        self.route(key).or_else(|| {
+            let (conns, client) = self.client.get()?;
+            conns.route(client, key)
+        })
+    }
+
+    /// Where a lease break for this connection's client goes: the client's first live
+    /// connection when that is another one (see `clients`).
+    fn lease_break_conn(&self) -> Option<std::sync::Arc<ConnLeasing>> {
+        let (conns, client) = self.client.get()?;
+        conns
+            .first_live(client)
+            .filter(|c| !std::ptr::eq(c.as_ref(), self))
     }
 
     /// True the first time: the caller then registers this sink with the manager.
@@ -235,6 +283,14 @@ impl BreakSink for ConnLeasing {
         } else {
             lease_break_message(&notice, &route)
         };
+        // A lease break names no session (3.3.4.7), so another connection of the client
+        // can carry it, unless it must be sealed with this connection's session keys.
+        if !notice.oplock && route.sec.encrypt.is_none() {
+            if let Some(first) = self.lease_break_conn() {
+                first.send(seal(&route.sec, msg));
+                return;
+            }
+        }
         self.send(seal(&route.sec, msg));
     }
 }
