@@ -140,11 +140,10 @@ impl Fs {
             // O_EXCL stays: a name created meanwhile (here or behind the mount) is EEXIST
             let f = flags & !(libc::O_TRUNC | libc::O_DIRECT | libc::O_NOCTTY);
             let (uid, gid) = (req.uid(), req.gid());
-            let (file, retried) = create_as(uid, gid, || {
-                sys::openat(parent.fd(), &cname, f | libc::O_CREAT, mode)
-            })
-            .map_err(errno)?;
-            if retried {
+            let ((file, created), retried) =
+                create_as(uid, gid, || open_or_create(parent.fd(), &cname, f, mode))
+                    .map_err(errno)?;
+            if retried && created {
                 let pmode = self.stat(&parent).map_err(errno)?.st_mode;
                 let (u, g) = owner_after_retry(uid, gid, pmode);
                 cvt(unsafe { libc::fchown(file.as_raw_fd(), u, g) }).map_err(errno)?;
@@ -159,13 +158,16 @@ impl Fs {
             let st = sys::fstat(path.as_fd()).map_err(errno)?;
             let node = self.inodes.intern(path, &st);
             node.set_parent(parent.key);
-            Ok((node, File::from(file)))
+            Ok((node, File::from(file), created))
         })();
-        let (node, file) = match made {
+        let (node, file, created) = match made {
             Ok(v) => v,
             Err(e) => return reply.error(e),
         };
-        let omode = open_mode(flags, self.passthrough.enabled() && node.is_reg());
+        let mut omode = open_mode(flags, self.passthrough.enabled() && node.is_reg());
+        // open(2) never truncates the file it creates; only a name that existed already
+        // (made behind the mount, or in a race) has contents to drop.
+        omode.overwrite &= !created;
         let key = node.key;
         let gate = self.mediator.open(key, omode);
         self.gated(
@@ -364,6 +366,39 @@ impl Fs {
     }
 }
 
+/// Opens `name` in `parent` with `flags`, creating it with `mode` if it does not exist;
+/// tells whether this call created it. Knowing that matters beyond the open: truncating a
+/// new, empty file is not only a wasted call but, on ext4 (auto_da_alloc), marks it for
+/// block allocation at close, so every created file went to disk at once and its unlink
+/// had to free (and discard) real blocks.
+fn open_or_create(
+    parent: std::os::fd::BorrowedFd<'_>,
+    name: &std::ffi::CStr,
+    flags: i32,
+    mode: u32,
+) -> std::io::Result<(std::os::fd::OwnedFd, bool)> {
+    if flags & libc::O_EXCL != 0 {
+        return sys::openat(parent, name, flags | libc::O_CREAT, mode).map(|f| (f, true));
+    }
+    // The name may come and go between the two calls (another front end, or the backing
+    // directory itself); a few rounds settle it.
+    for _ in 0..4 {
+        match sys::openat(parent, name, flags | libc::O_CREAT | libc::O_EXCL, mode) {
+            Ok(f) => return Ok((f, true)),
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+            Err(e) => return Err(e),
+        }
+        match sys::openat(parent, name, flags & !libc::O_CREAT, 0) {
+            Ok(f) => return Ok((f, false)),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    // Still both EEXIST and ENOENT: a dangling symlink, whose target O_CREAT creates as
+    // open(2) does. Whether this call created it cannot be told; treat it as existing.
+    sys::openat(parent, name, flags | libc::O_CREAT, mode).map(|f| (f, false))
+}
+
 fn do_write(h: &Handle, offset: u64, data: &[u8], reply: ReplyWrite) {
     let f = &h.as_file().expect("file").file;
     let mut put = 0;
@@ -387,4 +422,35 @@ fn opened_for_write(f: &File) -> bool {
     // SAFETY: F_GETFL on a descriptor we own reads its status flags only.
     let fl = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETFL) };
     fl >= 0 && fl & libc::O_ACCMODE != libc::O_RDONLY
+}
+
+#[cfg(test)]
+mod tests {
+    use super::open_or_create;
+    use std::os::fd::AsFd;
+
+    fn read(path: &std::path::Path) -> Vec<u8> {
+        std::fs::read(path).expect("read")
+    }
+
+    #[test]
+    fn open_or_create_tells_new_from_existing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = std::fs::File::open(dir.path()).expect("dir");
+        let w = libc::O_WRONLY;
+        let (_, created) = open_or_create(d.as_fd(), c"new", w, 0o644).expect("create");
+        assert!(created);
+        std::fs::write(dir.path().join("old"), b"kept").expect("write");
+        let (_, created) = open_or_create(d.as_fd(), c"old", w, 0o644).expect("open");
+        assert!(!created);
+        // truncation is the caller's business, after mediation
+        assert_eq!(read(&dir.path().join("old")), b"kept");
+        let e = open_or_create(d.as_fd(), c"old", w | libc::O_EXCL, 0o644).expect_err("excl");
+        assert_eq!(e.raw_os_error(), Some(libc::EEXIST));
+        // a dangling symlink: O_CREAT makes its target, as open(2) does
+        std::os::unix::fs::symlink("target", dir.path().join("link")).expect("symlink");
+        let (_, created) = open_or_create(d.as_fd(), c"link", w, 0o600).expect("via link");
+        assert!(!created);
+        assert!(dir.path().join("target").exists());
+    }
 }
