@@ -22,29 +22,37 @@ cargo build --release -q -p leasefs-fuse --example fuse_meta_bench
 META=$TARGET/release/examples/fuse_meta_bench
 
 WORK=$(mktemp -d "${BENCH_DIR:-$PWD/target}/fuse-bench.XXXXXX")
-BACK=$WORK/backing; MNT=$WORK/mnt; NATIVE=$BACK/native
-mkdir -p "$BACK" "$MNT" "$NATIVE"
-PID=
+BACK=$WORK/backing
+mkdir -p "$BACK/meta" "$WORK/mnt-pt" "$WORK/mnt-nopt"
+# Both mounts (kernel passthrough on, and off) serve the same backing directory at once,
+# each daemon with its own state directory. The metadata test of every configuration runs
+# in the same directory, backing/meta, with its own file names (see the example's notes).
+declare -A PID=()
 cleanup() {
-  [[ -n $PID ]] && kill -TERM "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
-  mountpoint -q "$MNT" && umount -l "$MNT"
+  for m in pt nopt; do
+    [[ -n ${PID[$m]:-} ]] && kill -TERM "${PID[$m]}" 2>/dev/null && wait "${PID[$m]}" 2>/dev/null
+    mountpoint -q "$WORK/mnt-$m" && umount -l "$WORK/mnt-$m"
+  done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-start_mount() { # extra args...
-  "$LEASEFS_BIN" mount --backing "$BACK" --mount "$MNT" "$@" 2>"$WORK/daemon.log" &
-  PID=$!
+start_mount() { # mode extra args...
+  local m=$1; shift
+  "$LEASEFS_BIN" mount --backing "$BACK" --mount "$WORK/mnt-$m" --state-dir "$WORK/state-$m" "$@" 2>"$WORK/daemon-$m.log" &
+  PID[$m]=$!
   for _ in $(seq 200); do
-    mountpoint -q "$MNT" && ls "$MNT" >/dev/null 2>&1 && return 0
+    mountpoint -q "$WORK/mnt-$m" && ls "$WORK/mnt-$m" >/dev/null 2>&1 && return 0
     sleep 0.05
   done
-  echo "mount did not come up:"; cat "$WORK/daemon.log"; exit 1
+  echo "mount did not come up:"; cat "$WORK/daemon-$m.log"; exit 1
 }
-stop_mount() {
-  kill -TERM "$PID"; wait "$PID" || true; PID=
-  if grep -q "passthrough disabled" "$WORK/daemon.log"; then echo "WARNING: passthrough fell back:" >&2; grep "passthrough disabled" "$WORK/daemon.log" >&2; fi
+stop_mount() { # mode
+  kill -TERM "${PID[$1]}"; wait "${PID[$1]}" || true; PID[$1]=
+  if grep -q "passthrough disabled" "$WORK/daemon-$1.log"; then echo "WARNING: passthrough fell back:" >&2; grep "passthrough disabled" "$WORK/daemon-$1.log" >&2; fi
 }
+# The backing directory as each configuration sees it.
+root_of() { case $1 in native) echo "$BACK";; *) echo "$WORK/mnt-$1";; esac; }
 
 now() { date +%s.%N; }
 # MB/s for writing SIZE_MB to $1 into the page cache (the FUSE path's own cost), the
@@ -54,32 +62,34 @@ mbps() { awk -v a="$1" -v b="$2" -v s="$SIZE_MB" 'BEGIN{printf "%.1f", s/(b-a)}'
 seq_write() { local t0; sync; t0=$(now); dd if=/dev/zero of="$1" bs=1M count="$SIZE_MB" status=none; mbps "$t0" "$(now)"; sync; }
 seq_write_sync() { local t0; sync; t0=$(now); dd if=/dev/zero of="$1" bs=1M count="$SIZE_MB" conv=fdatasync status=none; mbps "$t0" "$(now)"; }
 seq_read()  { local t0; t0=$(now); dd if="$1" of=/dev/null bs=1M status=none; mbps "$t0" "$(now)"; }
-meta() { mkdir -p "$1"; "$META" "$1" "$FILES" | awk -v n="$FILES" '{printf "%.0f %.0f %.0f %.0f", n/$2, n/$4, n/$6, n/$8}'; rmdir "$1"; }
+# ops/s of each phase fuse_meta_bench reports ("create S stat S restat S" or "unlink S").
+meta() { "$META" "$(root_of "$1")/meta" "$FILES" "$2" "$1-" | awk -v n="$FILES" '{for (i = 1; i < NF; i += 2) printf "%.0f ", n/$(i+1)}'; }
 
 declare -A R
 record() { R[$1]+="$2 "; }
 median() { tr ' ' '\n' <<<"${R[$1]}" | grep -v '^$' | sort -g | awk '{a[NR]=$1} END{print (NR%2)? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
+MODES="native pt nopt"
 for run in $(seq "$RUNS"); do
   echo "== run $run/$RUNS" >&2
-  # native
-  record native.write "$(seq_write "$NATIVE/big")"
-  record native.read "$(seq_read "$NATIVE/big")"
-  record native.wsync "$(seq_write_sync "$NATIVE/big")"
-  rm -f "$NATIVE/big"
-  read -r c s s2 u <<<"$(meta "$NATIVE/meta")"
-  record native.create "$c"; record native.stat "$s"; record native.restat "$s2"; record native.unlink "$u"
-  # mount with passthrough, then without
-  for mode in pt nopt; do
-    if [[ $mode == pt ]]; then start_mount; else start_mount --no-passthrough; fi
-    record $mode.write "$(seq_write "$MNT/big")"
-    record $mode.read "$(seq_read "$MNT/big")"
-    record $mode.wsync "$(seq_write_sync "$MNT/big")"
-    rm -f "$MNT/big"
-    read -r c s s2 u <<<"$(meta "$MNT/meta")"
-    record $mode.create "$c"; record $mode.stat "$s"; record $mode.restat "$s2"; record $mode.unlink "$u"
-    stop_mount
+  start_mount pt; start_mount nopt --no-passthrough
+  for mode in $MODES; do
+    big=$(root_of $mode)/big-$mode
+    record $mode.write "$(seq_write "$big")"
+    record $mode.read "$(seq_read "$big")"
+    record $mode.wsync "$(seq_write_sync "$big")"
+    rm -f "$big"
   done
+  # Every configuration's creates before any configuration's unlinks; the unlinks then
+  # run through the same mounts, whose kernel caches still hold the names.
+  for mode in $MODES; do
+    read -r c s s2 <<<"$(meta $mode create)"
+    record $mode.create "$c"; record $mode.stat "$s"; record $mode.restat "$s2"
+  done
+  for mode in $MODES; do
+    record $mode.unlink "$(meta $mode unlink)"
+  done
+  stop_mount pt; stop_mount nopt
 done
 
 printf '\n%-38s %12s %12s %7s %12s %7s\n' "median of $RUNS runs" native "passthrough" ratio "no-passthr." ratio
