@@ -172,6 +172,7 @@ async fn read_loop(
                     }
                 }
             }
+            Progress::After(s, done) => crate::suspend::park_after(s, done, resume_tx.clone()),
         }
     }
 }
@@ -182,6 +183,8 @@ enum Progress {
     /// The compound waits for a break before one of its requests (`suspend`), with the
     /// interim response to send for that request, if it gets one.
     Suspended(Box<Suspended>, leasefs_leases::BreakWait, Option<Vec<u8>>),
+    /// The compound goes on from its next request once the work is done.
+    After(Box<Suspended>, handlers::Finish),
 }
 
 /// The STATUS_PENDING interim response (MS-SMB2 3.3.4.2) of one request, as its own
@@ -400,8 +403,13 @@ fn process_compound(
             rh.async_id = id;
             rh.credits = 0;
         }
+        let mut then_wait = None;
         let (status_code, rbody, reserved) = match outcome {
             Outcome::Done(s, b) => (s, b, false),
+            Outcome::DoneThenWait(s, b, f) => {
+                then_wait = Some(f);
+                (s, b, false)
+            }
             Outcome::Reserved(s, b) => (s, b, true),
             Outcome::Disconnect(why) => return Err(ConnError::Protocol(why)),
             // Taken before credits were granted, above.
@@ -492,6 +500,25 @@ fn process_compound(
             break;
         }
         at += len;
+        if let Some(done) = then_wait {
+            // The rest of the compound runs once this request's work is done.
+            let cursor = Cursor {
+                encrypted,
+                at,
+                count,
+                resps,
+                prev,
+                chain_error,
+                compound_fid: st.compound_fid,
+                cancelled: false,
+                async_id: None,
+            };
+            let s = Suspended {
+                plain: plain.to_vec(),
+                cursor,
+            };
+            return Ok(Progress::After(Box::new(s), done));
+        }
     }
     if resps.is_empty() {
         return Ok(Progress::Frames(extra_frames));

@@ -68,6 +68,18 @@ pub(crate) struct Suspended {
 
 pub(crate) type ResumeQueue = mpsc::UnboundedSender<Box<Suspended>>;
 
+/// The compound goes on after `done`, which nothing can cancel: a delete-on-close CLOSE
+/// inside a compound is answered at once (its handle is gone either way), but the
+/// requests after it wait until the unlink it started has happened, so they see the
+/// name gone (`handlers::unlink`).
+pub(crate) fn park_after(s: Box<Suspended>, done: crate::handlers::Finish, resume: ResumeQueue) {
+    tokio::spawn(async move {
+        done.await;
+        // Fails only when the connection is gone, and the compound with it.
+        let _ = resume.send(s);
+    });
+}
+
 /// Waits for `w` on its own task, then hands the compound back to the connection task
 /// through `resume`. The wait is registered with the connection's pending operations
 /// under the waiting request's MessageId (and AsyncId, if it was answered

@@ -414,3 +414,40 @@ def test_disconnect_while_a_compound_waits(server):
         fa.write(b"after", 0)
         fa.close()
         assert (server.backing / "gone2.txt").read_bytes() == b"after"
+
+
+def test_requests_after_a_waiting_delete_on_close_in_a_compound_see_the_name_gone(server):
+    """CREATE (delete-on-close) + CLOSE + CREATE of the same name in one compound, the
+    file held by a local holder: the CLOSE cannot go async in the middle of the
+    compound, so the compound waits for the holder's ack and the unlink before its
+    last CREATE, which then finds no file; the connection serves other requests
+    meanwhile."""
+    held = server.backing / "doc2.txt"
+    held.write_bytes(b"data")
+    (server.backing / "other.txt").write_bytes(b"other")
+    with local_holder(server, held, "RH") as holder, client(server) as b:
+        other = open_plain(b, "other.txt")
+        f = Open(b.tree, "doc2.txt")
+        create, _ = f.create(
+            ImpersonationLevel.Impersonation,
+            FilePipePrinterAccessMask.DELETE | FilePipePrinterAccessMask.FILE_READ_ATTRIBUTES,
+            FileAttributes.FILE_ATTRIBUTE_NORMAL, SHARE_ALL, CreateDisposition.FILE_OPEN,
+            CreateOptions.FILE_NON_DIRECTORY_FILE | CreateOptions.FILE_DELETE_ON_CLOSE, send=False)
+        close = SMB2CloseRequest()
+        close["file_id"] = b"\xff" * 16
+        again, _ = Open(b.tree, "doc2.txt").create(
+            ImpersonationLevel.Impersonation, FilePipePrinterAccessMask.FILE_READ_ATTRIBUTES,
+            FileAttributes.FILE_ATTRIBUTE_NORMAL, SHARE_ALL, CreateDisposition.FILE_OPEN,
+            CreateOptions.FILE_NON_DIRECTORY_FILE, send=False)
+        reqs = b.conn.send_compound([create, close, again], b.session.session_id,
+                                    b.tree.tree_connect_id, related=True)
+        line = holder.stdout.readline()
+        assert "break RH -> R" in line, line
+        still_serves(b, other)
+        assert unanswered(reqs), "the compound must wait for the unlink"
+        holder.stdin.write("y\n")
+        holder.stdin.flush()
+        assert [final_status(b, r) for r in reqs] == [
+            NtStatus.STATUS_SUCCESS, NtStatus.STATUS_SUCCESS, NtStatus.STATUS_OBJECT_NAME_NOT_FOUND]
+        assert not held.exists()
+        other.close()

@@ -80,12 +80,18 @@ pub fn handle(srv: &Arc<Server>, st: &mut ConnState, req: &Req) -> Result<Outcom
         // Other holders' H breaks are under way: answer once they and the unlink are
         // done, STATUS_PENDING meanwhile (MS-SMB2 3.3.4.2), so this connection keeps
         // serving requests (the holder's ack may come on it). Only the last request of
-        // a compound may go async; elsewhere the close is answered now and the unlink
-        // follows on its own.
+        // a compound may go async; elsewhere the close is answered with the compound,
+        // whose next requests run once the unlink is done (suspend.rs).
         Some(f) if req.hdr.next_command == 0 => Ok(Outcome::Async(Box::pin(async move {
             let _ = f.await;
             (status::SUCCESS, b)
         }))),
-        Some(_) => Ok(Outcome::Done(status::SUCCESS, b)),
+        Some(f) => Ok(Outcome::DoneThenWait(
+            status::SUCCESS,
+            b,
+            Box::pin(async move {
+                let _ = f.await;
+            }),
+        )),
     }
 }

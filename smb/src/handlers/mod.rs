@@ -38,6 +38,9 @@ pub struct Req<'a> {
 
 pub type AsyncOp = Pin<Box<dyn Future<Output = (u32, Vec<u8>)> + Send>>;
 
+/// Work a request started that must end before the rest of its compound runs.
+pub type Finish = Pin<Box<dyn Future<Output = ()> + Send>>;
+
 /// Bytes a `Outcome::Reserved` body keeps free at its front: the 4-byte transport
 /// length and the 64-byte SMB2 header, written in place so large READ payloads are
 /// never copied again after the file read.
@@ -60,6 +63,9 @@ pub enum Outcome {
         wait: leasefs_leases::BreakWait,
         interim: bool,
     },
+    /// Answered like `Done`, but the requests after it in its compound wait for the
+    /// future first (a delete-on-close CLOSE whose unlink waits for breaks, `unlink`).
+    DoneThenWait(u32, Vec<u8>, Finish),
     /// Drop the connection (a second NEGOTIATE, a failed VALIDATE_NEGOTIATE_INFO, an
     /// unparseable NEGOTIATE).
     Disconnect(&'static str),

@@ -9,7 +9,8 @@
 //! Waiting for that ack must never hold the connection: the holder may ack on this very
 //! connection (smbtorture `smb2.lease.unlink`). So the wait, and the unlink after it,
 //! run on their own task; the CLOSE that started them is answered when that task is
-//! done (STATUS_PENDING first, MS-SMB2 3.3.4.2) or at once where it may not go async.
+//! done (STATUS_PENDING first, MS-SMB2 3.3.4.2), or inside a compound at once with the
+//! rest of the compound waiting for that task (`suspend`).
 //! The handle itself is closed before any of this, so a CANCEL or a disconnect only
 //! drops the reply: the unlink still happens, as delete-on-close must (3.3.7.1).
 
