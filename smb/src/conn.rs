@@ -5,7 +5,10 @@
 //!
 //! Requests of a connection are handled in order on this task; handlers do blocking
 //! file I/O under `block_in_place`. Operations that must wait (a blocking byte-range
-//! lock, CHANGE_NOTIFY) answer STATUS_PENDING at once and finish on their own task.
+//! lock, CHANGE_NOTIFY, a CREATE or CLOSE waiting for a lease break) answer
+//! STATUS_PENDING at once and finish on their own task; a compound whose request must
+//! wait for a break where it may not go async stops there and resumes on this task
+//! when the wait ends (`suspend`). Nothing here waits for another holder in place.
 
 use crate::crypto;
 use crate::handlers::{self, Outcome};

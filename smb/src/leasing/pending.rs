@@ -79,8 +79,8 @@ impl Default for Pending {
 
 /// Waits for a break another operation triggered (rename, MS-SMB2 3.3.5.21.1 with
 /// MS-FSA 2.1.5.14.11; delete disposition, 2.1.5.14.3: handle caching of other keys
-/// goes first). The wait is parked and STATUS_PENDING returned; `outcome` turns that
-/// into an async answer, or inside a compound into a suspended compound, and the
+/// goes first). The wait is parked and STATUS_PENDING returned;
+/// `outcome_without_interim` turns that into a suspended compound (suspend.rs), and the
 /// request runs again once the wait ends (the break is then done, so it proceeds).
 /// Never blocks the connection: the holder's ack may have to come on it.
 pub fn settle(p: &Pending, o: leasefs_leases::BreakOutcome) -> Result<(), u32> {
