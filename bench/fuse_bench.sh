@@ -5,6 +5,16 @@
 # 1 KiB files. Prints medians over RUNS (default 3) runs and mount/native ratios
 # (throughput: 1.00 = as fast as native). Needs root and /dev/fuse.
 #
+# The metadata rows depend on the backing filesystem's state as much as on the mount, so
+# read them with these in mind (ext4 without a journal, mounted with `discard`, as on the
+# development machine): a create right after many unlinks scans past the freed inodes
+# (the script runs all creates before any unlink, in one directory, to treat every
+# configuration alike); and an unlink of a file whose data was already written back frees
+# blocks with a synchronous discard (~40 us), which native pays in unlink(2) and the mount
+# in its asynchronous FORGET, so under heavy write load from other processes (which
+# starts writeback early) native unlink can drop from ~160k to ~20k ops/s and look slower
+# than the mount. Check `uptime` and compare runs made back to back.
+#
 #   bash bench/fuse_bench.sh            # RUNS=5 SIZE_MB=1024 FILES=10000 to change
 #   LEASEFS_BIN=/path/to/leasefs bash bench/fuse_bench.sh
 set -euo pipefail
