@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
-# leasefs SMB vs Samba smbd serving the same directory on this machine, side by side in
-# one run (DESIGN.md, "Measuring speed"): smbclient put and get of a SIZE_MB file
-# (default 1 GiB) and of a FILES-file tree (default 1,000 files of 4 KiB in 10
-# directories). Prints seconds for each server and the ratio samba_time/leasefs_time
-# (>= 1.00 means leasefs is at least as fast). One run each, alternating servers.
+# leasefs SMB vs Samba smbd serving the same directory on this machine, side by side
+# (DESIGN.md, "Measuring speed"): smbclient put and get of a SIZE_MB file (default
+# 1 GiB) and of a FILES-file tree (default 1,000 files of 4 KiB in 10 directories).
+# ROUNDS rounds (default 3); each round runs both servers, and which one goes first
+# alternates so neither always inherits the other's page-cache writeback. Every timed
+# operation starts after `sync`, so dirty pages of the previous one (or of preparing
+# the input) do not throttle it. Prints the median and range of seconds per server and
+# the ratio of medians samba/leasefs (>= 1.00 means leasefs is at least as fast).
 #
-#   bash bench/smb_bench.sh                 # SIZE_MB=256 FILES=200 for a quick run
+#   SIZE_MB=256 FILES=200 ROUNDS=1 bash bench/smb_bench.sh     # quick run
 #   LEASEFS_BIN=/path/to/leasefs PROTO=SMB3_11 bash bench/smb_bench.sh
 #
-# Needs smbclient and smbd (Debian packages smbclient, samba); run as root so smbd can
-# map the benchmark user to a Unix account.
+# Needs smbclient and smbd (Debian packages smbclient, samba) and bc; run as root so
+# smbd can map the benchmark user to a Unix account.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE_MB=${SIZE_MB:-1024}
 FILES=${FILES:-1000}
+ROUNDS=${ROUNDS:-3}
 PROTO=${PROTO:-SMB3_11}
 TARGET=${CARGO_TARGET_DIR:-target}
 command -v smbclient >/dev/null || { echo "smbclient missing (apt-get install smbclient)"; exit 1; }
@@ -90,29 +94,36 @@ client() { # port, cwd, commands
   (cd "$2" && smbclient //127.0.0.1/share -p "$1" -m "$PROTO" -U "$USER_NAME%$PASS" -c "$3" >/dev/null 2>"$T/client.err") \
     || { echo "smbclient failed on port $1: $(cat "$T/client.err")"; exit 1; }
 }
-timed() { local t0; t0=$(now); client "$@"; echo "$(now) - $t0" | bc; }
+timed() { local t0; sync; t0=$(now); client "$@"; echo "$(now) - $t0" | bc; }
 
-declare -A R
-for server in leasefs samba; do
-  port=$LPORT; [[ $server == samba ]] && port=$SPORT
-  rm -rf "$T/data"/* "$T/out"/*; mkdir -p "$T/out/tree"
-  R[$server.put_big]=$(timed "$port" "$T/in" "put big.bin big.bin")
-  R[$server.get_big]=$(timed "$port" "$T/out" "get big.bin big.bin")
-  cmp -s "$T/in/big.bin" "$T/out/big.bin" || { echo "$server: big file differs after round trip"; exit 1; }
-  R[$server.put_tree]=$(timed "$port" "$T/in" "prompt off; recurse on; mkdir tree; cd tree; lcd tree; mput *")
-  R[$server.get_tree]=$(timed "$port" "$T/out/tree" "prompt off; recurse on; cd tree; mget *")
-  n=$(find "$T/out/tree" -type f | wc -l)
-  [[ $n -eq $FILES ]] || { echo "$server: got $n of $FILES files back"; exit 1; }
+declare -A R # "$server.$op" -> space-separated seconds, one per round
+for ((round = 0; round < ROUNDS; round++)); do
+  order="leasefs samba"; ((round % 2)) && order="samba leasefs"
+  for server in $order; do
+    port=$LPORT; [[ $server == samba ]] && port=$SPORT
+    rm -rf "$T/data"/* "$T/out"/*; mkdir -p "$T/out/tree"
+    R[$server.put_big]+="$(timed "$port" "$T/in" "put big.bin big.bin") "
+    R[$server.get_big]+="$(timed "$port" "$T/out" "get big.bin big.bin") "
+    cmp -s "$T/in/big.bin" "$T/out/big.bin" || { echo "$server: big file differs after round trip"; exit 1; }
+    R[$server.put_tree]+="$(timed "$port" "$T/in" "prompt off; recurse on; mkdir tree; cd tree; lcd tree; mput *") "
+    R[$server.get_tree]+="$(timed "$port" "$T/out/tree" "prompt off; recurse on; cd tree; mget *") "
+    n=$(find "$T/out/tree" -type f | wc -l)
+    [[ $n -eq $FILES ]] || { echo "$server: got $n of $FILES files back"; exit 1; }
+  done
 done
 
+# median, min and max of a list of numbers
+stats() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{v[NR]=$1} END {m = NR % 2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2; printf "%.3f %.3f %.3f", m, v[1], v[NR]}'; }
+
 echo
-echo "smbclient -m $PROTO on loopback, one run each (seconds; ratio = samba/leasefs, >= 1.00 is at least as fast)"
-printf '%-28s %10s %10s %8s\n' operation leasefs samba ratio
+echo "smbclient -m $PROTO on loopback, $ROUNDS round(s): median seconds [min-max]; ratio = samba/leasefs medians, >= 1.00 is at least as fast"
+printf '%-24s %22s %22s %7s\n' operation leasefs samba ratio
 for op in put_big get_big put_tree get_tree; do
   case $op in
     put_big) label="put ${SIZE_MB} MiB file" ;; get_big) label="get ${SIZE_MB} MiB file" ;;
     put_tree) label="put ${FILES}-file tree" ;; get_tree) label="get ${FILES}-file tree" ;;
   esac
-  l=${R[leasefs.$op]}; s=${R[samba.$op]}
-  printf '%-28s %10.3f %10.3f %8.2f\n' "$label" "$l" "$s" "$(echo "$s / $l" | bc -l)"
+  read -r lm lmin lmax <<<"$(stats "${R[leasefs.$op]}")"
+  read -r sm smin smax <<<"$(stats "${R[samba.$op]}")"
+  printf '%-24s %7.3f [%5.3f-%5.3f] %7.3f [%5.3f-%5.3f] %7.2f\n' "$label" "$lm" "$lmin" "$lmax" "$sm" "$smin" "$smax" "$(echo "$sm / $lm" | bc -l)"
 done
