@@ -407,7 +407,10 @@ fn metrics_counters_move_as_breaks_happen() {
     );
     let body = scrape(m.addr());
     assert_eq!(
-        metric(&body, "leasefs_breaks_sent_total{reason=\"unseen-writer\"} "),
+        metric(
+            &body,
+            "leasefs_breaks_sent_total{reason=\"unseen-writer\"} "
+        ),
         2
     );
     assert_eq!(metric(&body, "leasefs_breaks_acked_total "), 1);
