@@ -18,6 +18,19 @@ fn mounted(p: &Path) -> bool {
         .any(|l| l.split(' ').nth(1) == Some(&*p.to_string_lossy()))
 }
 
+/// statfs(2) of `p` names a FUSE filesystem (FUSE_SUPER_MAGIC).
+fn fuse_answers(p: &Path) -> bool {
+    const FUSE_SUPER_MAGIC: i64 = 0x6573_5546;
+    let Ok(c) = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    let mut st = std::mem::MaybeUninit::<libc::statfs>::zeroed();
+    // SAFETY: a valid NUL-terminated path and a buffer of the right type.
+    let rc = unsafe { libc::statfs(c.as_ptr(), st.as_mut_ptr()) };
+    // SAFETY: statfs filled the buffer when it returned 0.
+    rc == 0 && unsafe { st.assume_init() }.f_type as i64 == FUSE_SUPER_MAGIC
+}
+
 /// Kills the daemon and detaches its mount if a test fails half-way.
 struct Daemon {
     child: Option<Child>,
@@ -42,8 +55,10 @@ impl Daemon {
             mnt: mnt.to_path_buf(),
         };
         let t0 = Instant::now();
-        // mounted and answering (a dead mount from a killed daemon answers ENOTCONN)
-        while !(mounted(mnt) && fs::read_dir(mnt).is_ok()) {
+        // A FUSE filesystem answering at `mnt`. A dead mount from a killed daemon fails
+        // statfs (ENOTCONN), and while the new daemon detaches it the bare directory
+        // underneath shows through, so "mounted, and readdir works" is not enough.
+        while !(fuse_answers(mnt) && fs::read_dir(mnt).is_ok()) {
             assert!(
                 t0.elapsed() < Duration::from_secs(30),
                 "mount did not appear"
