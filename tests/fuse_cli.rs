@@ -20,7 +20,7 @@ fn mounted(p: &Path) -> bool {
 
 /// statfs(2) of `p` names a FUSE filesystem (FUSE_SUPER_MAGIC).
 fn fuse_answers(p: &Path) -> bool {
-    const FUSE_SUPER_MAGIC: i64 = 0x6573_5546;
+    const FUSE_SUPER_MAGIC: libc::__fsword_t = 0x6573_5546;
     let Ok(c) = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()) else {
         return false;
     };
@@ -28,7 +28,7 @@ fn fuse_answers(p: &Path) -> bool {
     // SAFETY: a valid NUL-terminated path and a buffer of the right type.
     let rc = unsafe { libc::statfs(c.as_ptr(), st.as_mut_ptr()) };
     // SAFETY: statfs filled the buffer when it returned 0.
-    rc == 0 && unsafe { st.assume_init() }.f_type as i64 == FUSE_SUPER_MAGIC
+    rc == 0 && unsafe { st.assume_init() }.f_type == FUSE_SUPER_MAGIC
 }
 
 /// Kills the daemon and detaches its mount if a test fails half-way.
