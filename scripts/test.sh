@@ -12,6 +12,9 @@ missing=()
 command -v smbclient  >/dev/null || missing+=(smbclient)
 command -v smbtorture >/dev/null || missing+=(samba-testsuite)
 command -v fusermount3 >/dev/null || missing+=(fuse3)
+# smbtorture smb2.oplock.batch22b and tests/python/test_dead_peer.py drop a client's
+# packets with iptables.
+command -v iptables   >/dev/null || missing+=(iptables)
 if ((${#missing[@]})); then
   echo "== installing: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -61,10 +61,25 @@ fn list(suite: &str) -> Vec<String> {
     tests
 }
 
+/// Tests that block a client's transport: smbtorture then drops the client's outgoing
+/// packets with iptables (`torture:use_iptables`), the only way that works against a
+/// server other than Samba (the default is a Samba-private FSCTL). The server must see
+/// the client's connection as dead when the bytes of a break stay unacknowledged at the
+/// TCP level (smb/src/liveness.rs).
+const NEED_IPTABLES: &[&str] = &["smb2.oplock.batch22b"];
+
 /// "success", "failure", "error", "skip" or "timeout".
 fn run_one(port: u16, test: &str, limit: Duration) -> String {
     let opt = format!("--option=torture:oplocktimeout={BREAK_TIMEOUT}");
-    let (text, timed_out) = smb_common::smbtorture_with(port, test, limit, &[&opt]);
+    let mut opts = vec![opt.as_str()];
+    if NEED_IPTABLES.contains(&test) {
+        if let Some(why) = smb_common::iptables_unusable() {
+            println!("{test}: SKIPPED, cannot block the client's transport: {why}");
+            return "skip".into();
+        }
+        opts.push("--option=torture:use_iptables=yes");
+    }
+    let (text, timed_out) = smb_common::smbtorture_with(port, test, limit, &opts);
     if timed_out {
         return "timeout".into();
     }

@@ -36,18 +36,27 @@ pub enum ConnError {
 pub type PendingMap = Arc<Mutex<HashMap<u64, (u64, oneshot::Sender<()>)>>>;
 
 pub async fn run(srv: Arc<Server>, stream: TcpStream, id: u64) -> Result<(), ConnError> {
+    let live =
+        crate::liveness::Liveness::attach(&stream, id, srv.hub.manager().config().break_timeout);
     let (rd, mut wr) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(256);
+    let live_w = live.clone();
     let writer = tokio::spawn(async move {
         while let Some(frame) = rx.recv().await {
             if wr.write_all(&frame).await.is_err() {
                 break;
+            }
+            if let Some(l) = &live_w {
+                l.wrote(&frame);
             }
         }
         let _ = wr.shutdown().await;
     });
     let pending: PendingMap = Arc::new(Mutex::new(HashMap::new()));
     let mut st = ConnState::new(id, tx.clone(), Arc::clone(&pending));
+    if let Some(l) = &live {
+        st.leases.sink.watch_liveness(Arc::clone(l));
+    }
     // Frames are read on their own task, at most FRAME_QUEUE ahead of the one being
     // handled, so receiving the next WRITE overlaps with writing the previous one to
     // disk while memory per connection stays bounded.
@@ -65,6 +74,9 @@ pub async fn run(srv: Arc<Server>, stream: TcpStream, id: u64) -> Result<(), Con
     drop(st);
     drop(tx);
     let _ = writer.await;
+    if let Some(l) = live {
+        l.close();
+    }
     result
 }
 

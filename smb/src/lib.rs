@@ -13,6 +13,7 @@ pub mod conn;
 pub mod crypto;
 pub mod handlers;
 pub mod leasing;
+pub mod liveness;
 pub mod locking;
 pub mod notify;
 pub mod server;

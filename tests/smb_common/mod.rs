@@ -172,3 +172,26 @@ pub fn smbtorture_with(
     }
     (reader.join().unwrap_or_default(), timed_out)
 }
+
+/// Why `iptables` cannot be used to drop a client's packets here, or `None` when it can
+/// (root, the command installed, the filter table readable). Tests that need it skip
+/// with this reason instead of passing silently; scripts/test.sh installs iptables.
+pub fn iptables_unusable() -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("iptables needs root".into());
+    }
+    match Command::new("iptables")
+        .args(["-w", "-S", "OUTPUT"])
+        .output()
+    {
+        Err(e) => Some(format!(
+            "iptables is not installed ({e}); scripts/test.sh installs it"
+        )),
+        Ok(o) if !o.status.success() => Some(format!(
+            "iptables -S OUTPUT failed: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
+        Ok(_) => None,
+    }
+}

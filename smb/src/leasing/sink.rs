@@ -45,6 +45,8 @@ pub struct ConnLeasing {
     seq: u64,
     /// The client's connections, once this one has joined them (`join_client`).
     client: std::sync::OnceLock<(std::sync::Arc<super::clients::ClientConns>, [u8; 16])>,
+    /// Dead-peer watch of the connection's socket (`crate::liveness`).
+    liveness: std::sync::OnceLock<std::sync::Arc<crate::liveness::Liveness>>,
 }
 
 const MAX_UNROUTED: usize = 1024;
@@ -60,6 +62,7 @@ impl ConnLeasing {
             registered: std::sync::atomic::AtomicBool::new(false),
             seq: super::clients::next_seq(),
             client: std::sync::OnceLock::new(),
+            liveness: std::sync::OnceLock::new(),
         }
     }
 
@@ -103,6 +106,11 @@ impl ConnLeasing {
         conns
             .first_live(client)
             .filter(|c| !std::ptr::eq(c.as_ref(), self))
+    }
+
+    /// Breaks sent on this connection are watched for a dead peer by `l`.
+    pub fn watch_liveness(&self, l: std::sync::Arc<crate::liveness::Liveness>) {
+        let _ = self.liveness.set(l);
     }
 
     /// True the first time: the caller then registers this sink with the manager.
@@ -153,6 +161,10 @@ impl ConnLeasing {
         let mut framed = Vec::with_capacity(msg.len() + 4);
         framed.extend_from_slice(&(msg.len() as u32).to_be_bytes());
         framed.extend_from_slice(&msg);
+        // Before queueing, so the writer cannot write it unnoticed.
+        if let Some(l) = self.liveness.get() {
+            l.break_queued(&framed);
+        }
         match self.tx.try_send(framed) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(f)) => {
