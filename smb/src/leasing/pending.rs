@@ -93,21 +93,25 @@ pub fn settle(p: &Pending, o: leasefs_leases::BreakOutcome) -> Result<(), u32> {
     }
 }
 
+/// The break wait a handler parked when it answered STATUS_PENDING, if any.
+fn take_parked(st: &ConnState, r: &Result<Outcome, u32>) -> Option<BreakWait> {
+    if r.as_ref().err() != Some(&status::PENDING) {
+        return None;
+    }
+    st.leases
+        .pending
+        .parked
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
+}
+
 /// Called by CREATE with its result: when the open parked a break wait,
 /// the answer is STATUS_PENDING now and the retried request's result later; inside a
 /// compound, where only the last request may go async (3.3.4.2), the compound is
 /// suspended at this request instead.
 pub fn outcome(st: &ConnState, req: &Req, r: &Result<Outcome, u32>) -> Option<Outcome> {
-    if r.as_ref().err() != Some(&status::PENDING) {
-        return None;
-    }
-    let w = st
-        .leases
-        .pending
-        .parked
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .take()?;
+    let w = take_parked(st, r)?;
     if !st.leases.pending.may_go_async() {
         // Inside a compound: the compound waits, not the connection (suspend.rs), and
         // the CREATE is answered STATUS_PENDING as Windows does.
@@ -143,16 +147,7 @@ pub fn outcome(st: &ConnState, req: &Req, r: &Result<Outcome, u32>) -> Option<Ou
 /// compound, and runs again when the wait ends. Windows sends no STATUS_PENDING for
 /// these waits (unlike a CREATE's), and clients do not expect one.
 pub fn outcome_without_interim(st: &ConnState, r: &Result<Outcome, u32>) -> Option<Outcome> {
-    if r.as_ref().err() != Some(&status::PENDING) {
-        return None;
-    }
-    let w = st
-        .leases
-        .pending
-        .parked
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .take()?;
+    let w = take_parked(st, r)?;
     Some(Outcome::Suspend {
         wait: w,
         interim: false,
