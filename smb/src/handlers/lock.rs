@@ -22,7 +22,15 @@ struct Element {
 
 pub fn handle(srv: &Arc<Server>, st: &mut ConnState, req: &Req) -> Result<Outcome, u32> {
     let r = reader(req, 48)?;
-    super::open_mut(st, req, 8)?;
+    let o = super::open_mut(st, req, 8)?;
+    // MS-SMB2 3.3.5.14: the open is looked up by the whole FileId; a matching volatile
+    // part with a different persistent part names no open (smbtorture
+    // smb2.lock.valid-request). The all-ones FileId of a related compound request is
+    // resolved by open_mut.
+    let persistent = r.u64(8).map_err(super::wire_err)?;
+    if persistent != u64::MAX && persistent != o.persistent {
+        return Err(status::FILE_CLOSED);
+    }
     let count = r.u16(2).map_err(super::wire_err)? as usize;
     if count == 0 || count > 4096 {
         return Err(status::INVALID_PARAMETER);

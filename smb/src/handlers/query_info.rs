@@ -14,10 +14,12 @@ const INVALID_LEVEL: u32 = 0xC000_0148;
 /// Fixed part of each file-system information class (MS-FSCC 2.5).
 fn fs_fixed_size(cls: u8) -> usize {
     match cls {
-        fsclass::VOLUME => 18,
+        // VOLUME and ATTRIBUTE end in a label: like Windows, one padded character of
+        // it counts as fixed (smbtorture smb2.getinfo.qfs_buffercheck).
+        fsclass::VOLUME => 24,
         fsclass::SIZE => 24,
         fsclass::DEVICE => 8,
-        fsclass::ATTRIBUTE => 12,
+        fsclass::ATTRIBUTE => 16,
         fsclass::CONTROL => 48,
         fsclass::FULL_SIZE => 32,
         fsclass::OBJECT_ID => 64,
@@ -209,8 +211,14 @@ fn file_info(srv: &Server, o: &Open, cls: u8) -> Result<(Vec<u8>, bool), u32> {
             true
         }
         class::ALTERNATE_NAME => {
-            // No 8.3 names are generated; the short name is the name itself.
-            let n = string_to_utf16(o.path.last().unwrap_or(""));
+            // The 8.3 name derived from the long name (vfs/short_name.rs), the same
+            // one directory listings report.
+            let short = o
+                .path
+                .last()
+                .and_then(vfs::short_name::short_name)
+                .unwrap_or_default();
+            let n = string_to_utf16(&short);
             v.put_u32(n.len() as u32);
             v.extend_from_slice(&n);
             true

@@ -165,15 +165,11 @@ pub fn dir_entry(class: u8, m: &FileMeta, name: &str) -> Option<Vec<u8>> {
         }
         class::BOTH_DIRECTORY => {
             v.put_u32(0);
-            v.put_u8(0);
-            v.put_u8(0);
-            v.put_zeros(24);
+            put_short_name(&mut v, name);
         }
         class::ID_BOTH_DIRECTORY => {
             v.put_u32(0);
-            v.put_u8(0);
-            v.put_u8(0);
-            v.put_zeros(24);
+            put_short_name(&mut v, name);
             v.put_u16(0);
             v.put_u64(m.index);
         }
@@ -181,6 +177,19 @@ pub fn dir_entry(class: u8, m: &FileMeta, name: &str) -> Option<Vec<u8>> {
     }
     v.extend_from_slice(&n);
     Some(v)
+}
+
+/// ShortNameLength, Reserved and the 24-byte ShortName of the BOTH directory classes
+/// (MS-FSCC 2.4.8): the same 8.3 name FileAlternateNameInformation reports.
+fn put_short_name(v: &mut Vec<u8>, name: &str) {
+    let short = crate::vfs::short_name::short_name(name)
+        .map(|s| string_to_utf16(&s))
+        .unwrap_or_default();
+    let len = short.len().min(24);
+    v.put_u8(len as u8);
+    v.put_u8(0);
+    v.extend_from_slice(&short[..len]);
+    v.put_zeros(24 - len);
 }
 
 /// Fixed size of each file information class, for STATUS_INFO_LENGTH_MISMATCH checks
@@ -194,10 +203,15 @@ pub fn fixed_size(class: u8) -> usize {
         class::POSITION => 8,
         class::NETWORK_OPEN => 56,
         class::ATTRIBUTE_TAG => 8,
-        class::ALL => 100,
-        class::STREAM => 24,
+        // The classes ending in a name count one (padded) character of it as fixed,
+        // as Windows does (sizeof the structure with FileName[1]; smbtorture
+        // smb2.getinfo.qfile_buffercheck): smaller buffers get INFO_LENGTH_MISMATCH,
+        // larger but short ones BUFFER_OVERFLOW with the truncated data.
+        class::ALL => 104,
+        class::STREAM => 32,
         class::COMPRESSION => 16,
-        class::NAME | class::NORMALIZED_NAME | class::ALTERNATE_NAME => 4,
+        class::ALTERNATE_NAME => 8,
+        class::NAME | class::NORMALIZED_NAME => 4,
         _ => 0,
     }
 }
