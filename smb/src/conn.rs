@@ -4,16 +4,19 @@
 //! encryption 3.3.4.1.4, async interim responses 3.3.4.2).
 //!
 //! Requests of a connection are handled in order on this task; handlers do blocking
-//! file I/O under `block_in_place`. Operations that must wait (a blocking byte-range
-//! lock, CHANGE_NOTIFY, a CREATE or CLOSE waiting for a lease break) answer
-//! STATUS_PENDING at once and finish on their own task; a compound whose request must
-//! wait for a break where it may not go async stops there and resumes on this task
-//! when the wait ends (`suspend`). Nothing here waits for another holder in place.
+//! file I/O under `block_in_place`. A large plain WRITE is handed over before its
+//! payload is all in and written as it arrives (`stream_write`). Operations that must
+//! wait (a blocking byte-range lock, CHANGE_NOTIFY, a CREATE or CLOSE waiting for a
+//! lease break) answer STATUS_PENDING at once and finish on their own task; a compound
+//! whose request must wait for a break where it may not go async stops there and
+//! resumes on this task when the wait ends (`suspend`). Nothing here waits for another
+//! holder in place.
 
 use crate::crypto;
 use crate::handlers::{self, Outcome};
 use crate::server::Server;
 use crate::session::{ConnState, SecSnapshot};
+use crate::stream_write;
 use crate::suspend::{Cursor, Suspended};
 use crate::wire::{self, cmd, status, Header, HEADER_LEN};
 use std::collections::HashMap;
@@ -60,7 +63,7 @@ pub async fn run(srv: Arc<Server>, stream: TcpStream, id: u64) -> Result<(), Con
     // Frames are read on their own task, at most FRAME_QUEUE ahead of the one being
     // handled, so receiving the next WRITE overlaps with writing the previous one to
     // disk while memory per connection stays bounded.
-    let (ftx, frx) = mpsc::channel::<Result<Vec<u8>, ConnError>>(FRAME_QUEUE);
+    let (ftx, frx) = mpsc::channel::<Result<Incoming, ConnError>>(FRAME_QUEUE);
     let (free_tx, free_rx) = mpsc::channel::<Vec<u8>>(FRAME_QUEUE + 1);
     let reader = tokio::spawn(read_frames(Arc::clone(&srv), rd, ftx, free_rx));
     let result = read_loop(&srv, &mut st, frx, free_tx, &tx).await;
@@ -83,34 +86,88 @@ pub async fn run(srv: Arc<Server>, stream: TcpStream, id: u64) -> Result<(), Con
 /// Frames read ahead of the one being handled.
 const FRAME_QUEUE: usize = 2;
 
+/// A frame as the request loop receives it.
+enum Incoming {
+    Whole(Vec<u8>),
+    /// A large plain WRITE: its header and fixed part, and the payload still arriving
+    /// (`stream_write`).
+    Stream(Vec<u8>, stream_write::Payload),
+}
+
+/// What `read_one` read.
+enum Read {
+    Whole(Vec<u8>),
+    /// The first `stream_write::HEAD` bytes of a streamable WRITE; `rest` more follow.
+    StreamHead(Vec<u8>, usize),
+}
+
 /// Direct TCP framing (MS-SMB2 2.1): a zero byte, a 24-bit length, the message. A bad
 /// length or a silent peer ends the connection; buffers come back through `free` so
 /// large frames are not reallocated each time.
 async fn read_frames(
     srv: Arc<Server>,
     mut rd: tokio::net::tcp::OwnedReadHalf,
-    out: mpsc::Sender<Result<Vec<u8>, ConnError>>,
+    out: mpsc::Sender<Result<Incoming, ConnError>>,
     mut free: mpsc::Receiver<Vec<u8>>,
 ) {
+    let (pieces_back, mut pieces) = mpsc::channel(stream_write::PIECES_AHEAD + 2);
     loop {
         let r = read_one(&srv, &mut rd, &mut free).await;
         let stop = !matches!(r, Ok(Some(_)));
-        let msg = match r {
-            Ok(Some(buf)) => Ok(buf),
+        let (msg, rest) = match r {
+            Ok(Some(Read::Whole(buf))) => (Ok(Incoming::Whole(buf)), None),
+            Ok(Some(Read::StreamHead(head, rest))) => {
+                let (ptx, prx) = mpsc::channel(stream_write::PIECES_AHEAD);
+                let p = stream_write::Payload::new(prx, rest, pieces_back.clone());
+                (Ok(Incoming::Stream(head, p)), Some((ptx, rest)))
+            }
             Ok(None) => return, // clean EOF: dropping `out` ends the request loop
-            Err(e) => Err(e),
+            Err(e) => (Err(e), None),
         };
         if out.send(msg).await.is_err() || stop {
             return;
         }
+        if let Some((ptx, rest)) = rest {
+            // The next frame is read only once this payload is all in, so requests
+            // stay in order.
+            if let Err(e) = read_payload(&srv, &mut rd, ptx, rest, &mut pieces).await {
+                let _ = out.send(Err(e)).await;
+                return;
+            }
+        }
     }
+}
+
+/// The payload of a streamed WRITE, in pieces. A handler that went away (connection
+/// ending) is not an error here; the request loop notices on its own.
+async fn read_payload(
+    srv: &Server,
+    rd: &mut tokio::net::tcp::OwnedReadHalf,
+    ptx: mpsc::Sender<Vec<u8>>,
+    mut rest: usize,
+    pieces: &mut mpsc::Receiver<Vec<u8>>,
+) -> Result<(), ConnError> {
+    while rest > 0 {
+        let mut piece = pieces.try_recv().unwrap_or_default();
+        piece.resize(rest.min(stream_write::PIECE), 0);
+        tokio::time::timeout(srv.cfg.idle_timeout, rd.read_exact(&mut piece))
+            .await
+            .map_err(|_| ConnError::Idle)??;
+        rest -= piece.len();
+        if ptx.send(piece).await.is_err() {
+            // Nobody consumes it any more; keep reading so framing stays intact
+            // until the loop ends the connection.
+            continue;
+        }
+    }
+    Ok(())
 }
 
 async fn read_one(
     srv: &Server,
     rd: &mut tokio::net::tcp::OwnedReadHalf,
     free: &mut mpsc::Receiver<Vec<u8>>,
-) -> Result<Option<Vec<u8>>, ConnError> {
+) -> Result<Option<Read>, ConnError> {
     let mut nb = [0u8; 4];
     match tokio::time::timeout(srv.cfg.idle_timeout, rd.read_exact(&mut nb)).await {
         Err(_) => return Err(ConnError::Idle),
@@ -126,18 +183,30 @@ async fn read_one(
     if len < 4 || len > srv.cfg.max_frame {
         return Err(ConnError::Protocol("frame length"));
     }
+    let mut head = Vec::new();
+    if len >= stream_write::STREAM_MIN {
+        head.resize(stream_write::HEAD, 0);
+        tokio::time::timeout(srv.cfg.idle_timeout, rd.read_exact(&mut head))
+            .await
+            .map_err(|_| ConnError::Idle)??;
+        if stream_write::streamable(&head, len) {
+            return Ok(Some(Read::StreamHead(head, len - stream_write::HEAD)));
+        }
+    }
+    // A reused buffer keeps its length, so only bytes past it get zeroed.
     let mut buf = free.try_recv().unwrap_or_default();
     buf.resize(len, 0);
-    tokio::time::timeout(srv.cfg.idle_timeout, rd.read_exact(&mut buf))
+    buf[..head.len()].copy_from_slice(&head);
+    tokio::time::timeout(srv.cfg.idle_timeout, rd.read_exact(&mut buf[head.len()..]))
         .await
         .map_err(|_| ConnError::Idle)??;
-    Ok(Some(buf))
+    Ok(Some(Read::Whole(buf)))
 }
 
 async fn read_loop(
     srv: &Arc<Server>,
     st: &mut ConnState,
-    mut frames_in: mpsc::Receiver<Result<Vec<u8>, ConnError>>,
+    mut frames_in: mpsc::Receiver<Result<Incoming, ConnError>>,
     free: mpsc::Sender<Vec<u8>>,
     tx: &mpsc::Sender<Vec<u8>>,
 ) -> Result<(), ConnError> {
@@ -156,19 +225,41 @@ async fn read_loop(
             }
             s = resume_rx.recv() => match s {
                 Some(s) => tokio::task::block_in_place(|| {
-                    process_compound(srv, st, &s.plain, s.cursor)
+                    process_compound(srv, st, &s.plain, s.cursor, None)
                 })?,
                 None => continue,
             },
             f = frames_in.recv() => {
-                let buf = match f {
+                match f {
                     None => return Ok(()),
-                    Some(f) => f?,
-                };
-                let p = tokio::task::block_in_place(|| process_frame(srv, st, &buf))?;
-                // Hand the buffer back for the next frame (dropped if the queue is full).
-                let _ = free.try_send(buf);
-                p
+                    Some(f) => match f? {
+                        Incoming::Whole(buf) => {
+                            let p = tokio::task::block_in_place(|| {
+                                process_frame(srv, st, &buf)
+                            })?;
+                            // Hand the buffer back for the next frame (dropped if the
+                            // queue is full).
+                            let _ = free.try_send(buf);
+                            p
+                        }
+                        Incoming::Stream(head, payload) => {
+                            tokio::task::block_in_place(|| -> Result<Progress, ConnError> {
+                                let p = process_compound(
+                                    srv,
+                                    st,
+                                    &head,
+                                    Cursor::new(None),
+                                    Some(&payload),
+                                );
+                                // A WRITE refused before writing leaves its payload.
+                                payload
+                                    .drain()
+                                    .map_err(|_| ConnError::Protocol("WRITE cut short"))?;
+                                p
+                            })?
+                        }
+                    },
+                }
             }
         };
         match progress {
@@ -258,7 +349,7 @@ fn process_frame(srv: &Arc<Server>, st: &mut ConnState, buf: &[u8]) -> Result<Pr
     } else {
         return Err(ConnError::Protocol("unknown protocol id"));
     };
-    process_compound(srv, st, &plain, Cursor::new(encrypted_session))
+    process_compound(srv, st, &plain, Cursor::new(encrypted_session), None)
 }
 
 /// The response of one request inside a compound, before chaining.
@@ -275,12 +366,14 @@ fn error_body() -> Vec<u8> {
 }
 
 /// Handles the requests of one decrypted message from `cur` on (the start, or where a
-/// suspended compound stopped).
+/// suspended compound stopped). `payload`: the message is a lone WRITE whose data
+/// still arrives (`stream_write`).
 fn process_compound(
     srv: &Arc<Server>,
     st: &mut ConnState,
     plain: &[u8],
     cur: Cursor,
+    payload: Option<&stream_write::Payload>,
 ) -> Result<Progress, ConnError> {
     let Cursor {
         encrypted,
@@ -364,7 +457,7 @@ fn process_compound(
                     encrypted: encrypted.is_some(),
                     related,
                 };
-                handlers::dispatch(srv, st, &req)
+                handlers::dispatch_with(srv, st, &req, payload)
             }
         };
         if let Outcome::Suspend { wait, interim } = outcome {

@@ -18,6 +18,7 @@ pub mod locking;
 pub mod notify;
 pub mod server;
 pub mod session;
+pub mod stream_write;
 pub mod suspend;
 pub mod vfs;
 pub mod wire;

@@ -89,6 +89,16 @@ impl From<Result<Outcome, u32>> for Outcome {
 }
 
 pub fn dispatch(srv: &Arc<Server>, st: &mut ConnState, req: &Req) -> Outcome {
+    dispatch_with(srv, st, req, None)
+}
+
+/// `dispatch` for a request whose WRITE payload is still arriving (`stream_write`).
+pub fn dispatch_with(
+    srv: &Arc<Server>,
+    st: &mut ConnState,
+    req: &Req,
+    payload: Option<&crate::stream_write::Payload>,
+) -> Outcome {
     let c = req.hdr.command;
     if c != cmd::NEGOTIATE && !st.negotiated {
         return err(status::INVALID_PARAMETER);
@@ -114,7 +124,7 @@ pub fn dispatch(srv: &Arc<Server>, st: &mut ConnState, req: &Req) -> Outcome {
                 cmd::CLOSE => close::handle(srv, st, req),
                 cmd::FLUSH => flush::handle(srv, st, req),
                 cmd::READ => read::handle(srv, st, req),
-                cmd::WRITE => write::handle(srv, st, req),
+                cmd::WRITE => write::handle_with(srv, st, req, payload),
                 cmd::LOCK => lock::handle(srv, st, req),
                 cmd::IOCTL => ioctl::handle(srv, st, req),
                 cmd::QUERY_DIRECTORY => query_dir::handle(srv, st, req),

@@ -4,13 +4,32 @@ use super::{reader, Outcome, Req};
 use crate::notify::{self, Change};
 use crate::server::Server;
 use crate::session::{ConnState, Handle};
+use crate::stream_write::Payload;
 use crate::vfs::streams;
 use crate::wire::create::access;
 use crate::wire::{status, Put};
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
+/// Where the written bytes are: in the request message, or still arriving
+/// (`stream_write`).
+enum Data<'a> {
+    Inline(&'a [u8]),
+    Streamed(&'a Payload),
+}
+
 pub fn handle(srv: &Arc<Server>, st: &mut ConnState, req: &Req) -> Result<Outcome, u32> {
+    handle_with(srv, st, req, None)
+}
+
+/// WRITE whose payload may be streamed. Every check runs before the first byte is
+/// written; a refused WRITE leaves its payload for the connection to drain.
+pub fn handle_with(
+    srv: &Arc<Server>,
+    st: &mut ConnState,
+    req: &Req,
+    streamed: Option<&Payload>,
+) -> Result<Outcome, u32> {
     let r = reader(req, 49)?;
     let data_off = r.u16(2).map_err(super::wire_err)? as usize;
     let length = r.u32(4).map_err(super::wire_err)? as usize;
@@ -18,9 +37,15 @@ pub fn handle(srv: &Arc<Server>, st: &mut ConnState, req: &Req) -> Result<Outcom
     if length > crate::MAX_IO as usize {
         return Err(status::INVALID_PARAMETER);
     }
-    let data = r
-        .header_relative(data_off, length)
-        .map_err(super::wire_err)?;
+    let data = match streamed {
+        // stream_write::streamable checked DataOffset and Length against the frame.
+        Some(p) if p.len() == length => Data::Streamed(p),
+        Some(_) => return Err(status::INVALID_PARAMETER),
+        None => Data::Inline(
+            r.header_relative(data_off, length)
+                .map_err(super::wire_err)?,
+        ),
+    };
     let o = super::open_mut(st, req, 16)?;
     if o.is_dir {
         return Err(status::INVALID_DEVICE_REQUEST);
@@ -43,15 +68,16 @@ pub fn handle(srv: &Arc<Server>, st: &mut ConnState, req: &Req) -> Result<Outcom
         .check_io(o.file, o.lock_open, offset, length as u64, true)?;
     // Others' read caches must go before the data changes (MS-SMB2 3.3.1.4).
     srv.hub.before_write(o.lock_open);
-    match &o.handle {
-        Handle::File(f) => f
-            .write_all_at(data, offset)
-            .map_err(|e| status::from_io(&e))?,
-        Handle::Stream { name, .. } => {
-            streams::pwrite(fd, name, offset, data).map_err(|e| status::from_io(&e))?
-        }
+    let written = match (&o.handle, data) {
+        (Handle::File(f), Data::Inline(d)) => f.write_all_at(d, offset),
+        (Handle::File(f), Data::Streamed(p)) => p.write_at(f, offset),
+        (Handle::Stream { name, .. }, Data::Inline(d)) => streams::pwrite(fd, name, offset, d),
+        (Handle::Stream { name, .. }, Data::Streamed(p)) => p
+            .collect()
+            .and_then(|d| streams::pwrite(fd, name, offset, &d)),
         _ => return Err(status::INVALID_DEVICE_REQUEST),
-    }
+    };
+    written.map_err(|e| status::from_io(&e))?;
     o.position = offset + length as u64;
     o.dir_child.modified = true;
     crate::vfs::clear_change_override(fd);
