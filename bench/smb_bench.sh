@@ -86,7 +86,9 @@ cat > "$S/smb.conf" <<CONF
   read only = no
 CONF
 printf '%s\n%s\n' "$PASS" "$PASS" | smbpasswd -c "$S/smb.conf" -s -a "$USER_NAME" >/dev/null
-smbd -s "$S/smb.conf" --foreground --no-process-group > "$S/log/smbd.out" 2>&1 &
+# Its own session: on shutdown smbd signals its whole process group, which would
+# otherwise end this script before its cleanup (and whatever started it).
+setsid smbd -s "$S/smb.conf" --foreground --no-process-group > "$S/log/smbd.out" 2>&1 &
 SMBD_PID=$!
 for _ in $(seq 100); do smbclient -s "$S/smb.conf" -p "$SPORT" -U "$USER_NAME%$PASS" //127.0.0.1/share -c ls >/dev/null 2>&1 && break; sleep 0.1; done
 
