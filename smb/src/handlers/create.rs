@@ -167,6 +167,8 @@ fn open(
         return Err(status::INVALID_PARAMETER);
     }
     let mut path = vfs::parse_name(&creq.name)?;
+    // Names are case-insensitive on the wire (vfs/case_fold.rs).
+    srv.root.fold_case(&mut path);
     if path.is_root() && path.stream.is_none() && creq.options & OPT_NON_DIRECTORY_FILE != 0 {
         return Err(status::FILE_IS_A_DIRECTORY);
     }

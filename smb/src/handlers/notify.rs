@@ -20,7 +20,16 @@ const NAME_CHANGES: u32 = 0x0000_0003;
 const DATA_CHANGES: u32 = 0x0000_0FFC;
 
 /// A handle's subscription; the lock serializes the handle's outstanding requests.
-pub type Watch = Arc<tokio::sync::Mutex<Receiver<Change>>>;
+pub type Watch = Arc<Subscription>;
+
+pub struct Subscription {
+    rx: tokio::sync::Mutex<Receiver<Change>>,
+    /// OutputBufferLength of the handle's first CHANGE_NOTIFY: like Windows (and Samba),
+    /// the changes a handle collects are bounded by it for the handle's life, so once
+    /// it was too small every later request completes with NOTIFY_ENUM_DIR too
+    /// (smbtorture smb2.notify.valid-req).
+    first_buffer: usize,
+}
 
 fn encode(changes: &[Change], base: &str, max: usize) -> Option<Vec<u8>> {
     let mut out = Vec::new();
@@ -56,6 +65,15 @@ pub fn handle(srv: &Arc<Server>, st: &mut ConnState, req: &Req) -> Result<Outcom
     let flags = r.u16(2).map_err(super::wire_err)?;
     let max = r.u32(4).map_err(super::wire_err)? as usize;
     let filter = r.u32(24).map_err(super::wire_err)?;
+    // MS-SMB2 3.3.5.19: an OutputBufferLength above the negotiated MaxTransactSize is
+    // invalid (the sizes negotiate.rs announces).
+    let max_transact = match st.dialect {
+        Some(crate::crypto::Dialect::Smb202) | None => 65536,
+        Some(_) => crate::MAX_IO as usize,
+    };
+    if max > max_transact {
+        return Err(status::INVALID_PARAMETER);
+    }
     let o = super::open_mut(st, req, 8)?;
     if !o.is_dir {
         return Err(status::INVALID_PARAMETER);
@@ -65,8 +83,14 @@ pub fn handle(srv: &Arc<Server>, st: &mut ConnState, req: &Req) -> Result<Outcom
     let mut closed = o.closed.subscribe();
     let watch = o
         .notify
-        .get_or_insert_with(|| Arc::new(tokio::sync::Mutex::new(srv.events.subscribe())))
+        .get_or_insert_with(|| {
+            Arc::new(Subscription {
+                rx: tokio::sync::Mutex::new(srv.events.subscribe()),
+                first_buffer: max,
+            })
+        })
         .clone();
+    let max = max.min(watch.first_buffer);
     let relevant = move |c: &Change| {
         let in_scope =
             c.dir == base || (tree && (base.is_empty() || c.dir.starts_with(&format!("{base}/"))));
@@ -80,7 +104,7 @@ pub fn handle(srv: &Arc<Server>, st: &mut ConnState, req: &Req) -> Result<Outcom
     let base = o.path.rel();
     Ok(Outcome::Async(Box::pin(async move {
         let mut rx = tokio::select! {
-            g = watch.lock() => g,
+            g = watch.rx.lock() => g,
             _ = closed.changed() => return (status::NOTIFY_CLEANUP, body(&[])),
         };
         let mut got = Vec::new();

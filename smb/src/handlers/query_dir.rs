@@ -5,7 +5,7 @@ use super::{reader, Outcome, Req};
 use crate::server::Server;
 use crate::session::{ConnState, DirListing};
 use crate::vfs;
-use crate::wire::info::{class, dir_entry};
+use crate::wire::info::{class, dir_entry, FileMeta};
 use crate::wire::{status, utf16_to_string, Put, HEADER_LEN};
 use std::sync::Arc;
 
@@ -43,7 +43,6 @@ pub fn wildcard_match(pattern: &str, name: &str) -> bool {
 
 fn build_listing(srv: &Server, o: &crate::session::Open, pattern: &str) -> Result<DirListing, u32> {
     let fd = o.handle.fd().ok_or(status::INVALID_PARAMETER)?;
-    let rel = o.path.rel();
     let mut entries = Vec::new();
     let me = vfs::meta_fd(fd).map_err(|e| status::from_io(&e))?;
     if wildcard_match(pattern, ".") {
@@ -61,33 +60,13 @@ fn build_listing(srv: &Server, o: &crate::session::Open, pattern: &str) -> Resul
         };
         entries.push(("..".to_string(), parent));
     }
+    // Only the names are taken now; each entry's metadata is read when it is handed
+    // out (entry_meta), so an enumeration that spans several requests reports entries
+    // deleted meanwhile as gone and attribute changes as made (MS-FSA 2.1.5.6.3 reads
+    // the directory as it is at each request; smbtorture smb2.dir.fixed / modify).
     for name in vfs::list_dir(fd).map_err(|e| status::from_io(&e))? {
-        if !wildcard_match(pattern, &name) {
-            continue;
-        }
-        let rel_name = if rel.is_empty() {
-            name.clone()
-        } else {
-            format!("{rel}/{name}")
-        };
-        // Entries that cannot be opened beneath the root (symlinks leaving it) are hidden.
-        // A readable descriptor (not O_PATH) so the kept DOS attributes and times in
-        // xattrs are reported too; O_PATH when the entry cannot be read.
-        let fd = srv
-            .root
-            .open_beneath(
-                &rel_name,
-                libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY,
-                0,
-            )
-            .or_else(|_| srv.root.open_beneath(&rel_name, libc::O_PATH, 0));
-        match fd {
-            Ok(f) => {
-                if let Ok(m) = vfs::meta_fd(std::os::fd::AsRawFd::as_raw_fd(&f)) {
-                    entries.push((name, m));
-                }
-            }
-            Err(_) => continue,
+        if wildcard_match(pattern, &name) {
+            entries.push((name, FileMeta::default()));
         }
     }
     Ok(DirListing {
@@ -95,6 +74,28 @@ fn build_listing(srv: &Server, o: &crate::session::Open, pattern: &str) -> Resul
         pos: 0,
         pattern: pattern.to_string(),
     })
+}
+
+/// Current metadata of `name` in the listed directory, `None` when it is gone or cannot
+/// be opened beneath the share root (symlinks leaving it are hidden).
+fn entry_meta(srv: &Server, dir_rel: &str, name: &str) -> Option<FileMeta> {
+    let rel_name = if dir_rel.is_empty() {
+        name.to_string()
+    } else {
+        format!("{dir_rel}/{name}")
+    };
+    // A readable descriptor (not O_PATH) so the kept DOS attributes and times in
+    // xattrs are reported too; O_PATH when the entry cannot be read.
+    let f = srv
+        .root
+        .open_beneath(
+            &rel_name,
+            libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY,
+            0,
+        )
+        .or_else(|_| srv.root.open_beneath(&rel_name, libc::O_PATH, 0))
+        .ok()?;
+    vfs::meta_fd(std::os::fd::AsRawFd::as_raw_fd(&f)).ok()
 }
 
 pub fn handle(srv: &Arc<Server>, st: &mut ConnState, req: &Req) -> Result<Outcome, u32> {
@@ -136,6 +137,7 @@ pub fn handle(srv: &Arc<Server>, st: &mut ConnState, req: &Req) -> Result<Outcom
         let l = build_listing(srv, o, &pattern)?;
         o.listing = Some(l);
     }
+    let dir_rel = o.path.rel();
     let Some(listing) = o.listing.as_mut() else {
         return Err(status::INVALID_PARAMETER);
     };
@@ -148,7 +150,18 @@ pub fn handle(srv: &Arc<Server>, st: &mut ConnState, req: &Req) -> Result<Outcom
     let mut last_start: Option<usize> = None;
     while listing.pos < listing.entries.len() {
         let (name, meta) = &listing.entries[listing.pos];
-        let Some(mut entry) = dir_entry(info_class, meta, name) else {
+        let meta = if name == "." || name == ".." {
+            *meta
+        } else {
+            match entry_meta(srv, &dir_rel, name) {
+                Some(m) => m,
+                None => {
+                    listing.pos += 1;
+                    continue;
+                }
+            }
+        };
+        let Some(mut entry) = dir_entry(info_class, &meta, name) else {
             return Err(status::INVALID_INFO_CLASS);
         };
         crate::wire::set_u32(&mut entry, 4, (listing.pos + 1) as u32);
@@ -171,7 +184,9 @@ pub fn handle(srv: &Arc<Server>, st: &mut ConnState, req: &Req) -> Result<Outcom
         if listing.pos < listing.entries.len() {
             return Err(status::INFO_LENGTH_MISMATCH);
         }
-        return Err(if first && listing.entries.is_empty() {
+        // Nothing matched at the start of a scan (entries that vanished or are hidden
+        // count as not matching).
+        return Err(if first {
             status::NO_SUCH_FILE
         } else {
             status::NO_MORE_FILES

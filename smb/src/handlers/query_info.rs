@@ -9,8 +9,6 @@ use crate::wire::info::*;
 use crate::wire::{now_filetime, status, string_to_utf16, Put, HEADER_LEN};
 use std::sync::Arc;
 
-const INVALID_LEVEL: u32 = 0xC000_0148;
-
 /// Fixed part of each file-system information class (MS-FSCC 2.5).
 fn fs_fixed_size(cls: u8) -> usize {
     match cls {
@@ -53,8 +51,10 @@ pub fn handle(srv: &Arc<Server>, st: &mut ConnState, req: &Req) -> Result<Outcom
     let (data, variable) = match info_type {
         INFO_FILE => {
             if cls == class::NORMALIZED_NAME && dialect != Some(crate::crypto::Dialect::Smb311) {
-                // MS-SMB2 3.3.5.20.1: only 3.1.1 clients may ask for the normalized name.
-                return Err(INVALID_LEVEL);
+                // MS-SMB2 3.3.5.20.1: only 3.1.1 clients may ask for the normalized name;
+                // older dialects get STATUS_NOT_SUPPORTED (smbtorture
+                // smb2.getinfo.normalized checks this over SMB 3.0).
+                return Err(status::NOT_SUPPORTED);
             }
             let r = file_info(srv, o, cls)?;
             // 3.3.5.20.1: a buffer smaller than the class's fixed part is a length mismatch.

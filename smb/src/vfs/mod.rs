@@ -6,6 +6,7 @@
 //! that would leave the root fail with EXDEV inside the kernel instead of relying on
 //! string checks that races could defeat.
 
+pub mod case_fold;
 pub mod short_name;
 pub mod streams;
 
