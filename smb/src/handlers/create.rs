@@ -169,6 +169,13 @@ fn open(
     let mut path = vfs::parse_name(&creq.name)?;
     // Names are case-insensitive on the wire (vfs/case_fold.rs).
     srv.root.fold_case(&mut path);
+    if srv.root.is_dir_data_stream(&path) {
+        return Err(if creq.options & OPT_DIRECTORY_FILE != 0 {
+            status::NOT_A_DIRECTORY
+        } else {
+            status::FILE_IS_A_DIRECTORY
+        });
+    }
     if path.is_root() && path.stream.is_none() && creq.options & OPT_NON_DIRECTORY_FILE != 0 {
         return Err(status::FILE_IS_A_DIRECTORY);
     }

@@ -26,6 +26,9 @@ pub struct SmbPath {
     /// `name:stream[:$DATA]` on the last component (MS-FSCC 2.1.5.3); `None` for the
     /// unnamed data stream.
     pub stream: Option<String>,
+    /// The name spelled the unnamed data stream out (`name::$DATA`), which a directory
+    /// does not have (MS-FSA 2.1.5.1; smbtorture smb2.streams.dir).
+    pub unnamed_data: bool,
 }
 
 impl SmbPath {
@@ -56,6 +59,7 @@ pub fn parse_name(name: &str) -> Result<SmbPath, u32> {
     }
     let mut parts = Vec::new();
     let mut stream = None;
+    let mut unnamed_data = false;
     let comps: Vec<&str> = name.split('\\').collect();
     let n = comps.len();
     for (i, c) in comps.into_iter().enumerate() {
@@ -88,6 +92,8 @@ pub fn parse_name(name: &str) -> Result<SmbPath, u32> {
             }
             if !sname.is_empty() {
                 stream = Some(sname.to_string());
+            } else if rest.len() > sname.len() {
+                unnamed_data = true;
             }
             comp = base;
             if comp.is_empty() {
@@ -105,7 +111,11 @@ pub fn parse_name(name: &str) -> Result<SmbPath, u32> {
         }
         parts.push(comp.to_string());
     }
-    Ok(SmbPath { parts, stream })
+    Ok(SmbPath {
+        parts,
+        stream,
+        unnamed_data,
+    })
 }
 
 /// The share root: a directory descriptor every lookup starts from.
@@ -158,6 +168,19 @@ impl Root {
         }
         // SAFETY: the kernel returned a fresh descriptor we now own.
         Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    }
+
+    /// Whether `p` names the unnamed data stream (`dir::$DATA`) of an existing
+    /// directory: such an open fails before any sharing check, with NOT_A_DIRECTORY
+    /// or FILE_IS_A_DIRECTORY (MS-FSA 2.1.5.1).
+    pub fn is_dir_data_stream(&self, p: &SmbPath) -> bool {
+        p.unnamed_data
+            && p.stream.is_none()
+            && self
+                .open_beneath(&p.rel(), libc::O_PATH, 0)
+                .ok()
+                .and_then(|f| fstat(f.as_raw_fd()).ok())
+                .is_some_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
     }
 
     /// Descriptor of the parent directory of `p` (for mkdirat/unlinkat/renameat, which
@@ -479,6 +502,10 @@ mod tests {
         assert_eq!(parse_name("").unwrap().parts, Vec::<String>::new());
         assert_eq!(parse_name("a\\b").unwrap().rel(), "a/b");
         assert_eq!(parse_name("a\\b\\").unwrap().rel(), "a/b");
+        let d = parse_name("dir::$DATA").unwrap();
+        assert!(d.unnamed_data && d.stream.is_none());
+        assert!(!parse_name("dir").unwrap().unnamed_data);
+        assert!(!parse_name("f:s:$DATA").unwrap().unnamed_data);
         assert_eq!(parse_name("x:str").unwrap().stream.as_deref(), Some("str"));
         assert_eq!(
             parse_name("x:str:$DATA").unwrap().stream.as_deref(),
