@@ -96,6 +96,33 @@ fn guest_only_with_flag() {
 }
 
 #[test]
+fn names_ignore_case_unless_case_sensitive() {
+    let local = tempfile::tempdir().unwrap();
+    let a = auth();
+    let a: Vec<&str> = a.iter().map(|s| s.as_str()).collect();
+    for (flags, found) in [(&[][..], true), (&["--case-sensitive"][..], false)] {
+        let srv = Server::start(flags);
+        std::fs::create_dir(srv.backing().join("Docs")).unwrap();
+        std::fs::write(srv.backing().join("Docs/Notes.TXT"), b"notes").unwrap();
+        let _ = std::fs::remove_file(local.path().join("got.txt"));
+        let (ok, out) = srv.smbclient("SMB3_11", &a, "get docs/notes.txt got.txt", local.path());
+        assert_eq!(ok, found, "{flags:?}: {out}");
+        if found {
+            assert_eq!(
+                std::fs::read(local.path().join("got.txt")).unwrap(),
+                b"notes"
+            );
+        }
+        // A put under another case writes the existing file, or makes a second one.
+        std::fs::write(local.path().join("new.txt"), b"new").unwrap();
+        let (ok, out) = srv.smbclient("SMB3_11", &a, "put new.txt DOCS/notes.txt", local.path());
+        assert_eq!(ok, found, "{flags:?}: {out}");
+        let on_disk = std::fs::read(srv.backing().join("Docs/Notes.TXT")).unwrap();
+        assert_eq!(on_disk, if found { &b"new"[..] } else { &b"notes"[..] });
+    }
+}
+
+#[test]
 fn read_only_share_refuses_writes() {
     let srv = Server::start(&["--read-only"]);
     std::fs::write(srv.backing().join("keep.txt"), b"keep").unwrap();

@@ -18,6 +18,9 @@ pub struct ServerConfig {
     pub backing: PathBuf,
     pub share_name: String,
     pub read_only: bool,
+    /// Match names exactly as the backing filesystem does, instead of resolving a name
+    /// that exists only in another case to its on-disk spelling (vfs/case_fold.rs).
+    pub case_sensitive: bool,
     pub credentials: Arc<Credentials>,
     /// A connection with no traffic for this long is closed.
     pub idle_timeout: Duration,
@@ -33,6 +36,7 @@ impl ServerConfig {
             backing,
             share_name: "share".into(),
             read_only: false,
+            case_sensitive: false,
             credentials: Arc::new(credentials),
             idle_timeout: Duration::from_secs(15 * 60),
             max_frame: crate::MAX_IO as usize + 64 * 1024,

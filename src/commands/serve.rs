@@ -33,6 +33,11 @@ pub struct ServeArgs {
     /// Refuse every change through SMB.
     #[arg(long)]
     pub read_only: bool,
+    /// Match SMB names exactly, as the backing filesystem does. By default a name that
+    /// exists only in another case opens the existing file, as on Windows; that costs a
+    /// directory scan whenever the exact name does not exist (every create).
+    #[arg(long)]
+    pub case_sensitive: bool,
     #[command(flatten)]
     pub daemon: leasefs::daemon::DaemonArgs,
     /// Seconds the kernel may cache names and attributes on the --mount. Changes made
@@ -86,6 +91,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mut cfg = leasefs_smb::ServerConfig::new(args.backing.clone(), creds);
     cfg.share_name = args.share.clone();
     cfg.read_only = args.read_only;
+    cfg.case_sensitive = args.case_sensitive;
     cfg.idle_timeout = secs("idle-timeout", args.idle_timeout)?;
     let server = leasefs_smb::Server::new(cfg, mgr.clone())
         .with_context(|| format!("opening {}", args.backing.display()))?;

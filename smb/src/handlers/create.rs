@@ -167,8 +167,11 @@ fn open(
         return Err(status::INVALID_PARAMETER);
     }
     let mut path = vfs::parse_name(&creq.name)?;
-    // Names are case-insensitive on the wire (vfs/case_fold.rs).
-    srv.root.fold_case(&mut path);
+    // Names are case-insensitive on the wire (vfs/case_fold.rs) unless the share was
+    // asked to be case-sensitive.
+    if !srv.cfg.case_sensitive {
+        srv.root.fold_case(&mut path);
+    }
     if srv.root.is_dir_data_stream(&path) {
         return Err(if creq.options & OPT_DIRECTORY_FILE != 0 {
             status::NOT_A_DIRECTORY
