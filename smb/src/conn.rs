@@ -442,6 +442,24 @@ fn process_compound(
                 }
             }
         }
+        // 3.3.5.2.4: once a session's client required signing, a plaintext request on it
+        // must be signed; otherwise anyone on the path could inject one. NEGOTIATE and
+        // SESSION_SETUP come before or build the keys; CANCEL is never answered.
+        if inherited_error.is_none()
+            && encrypted.is_none()
+            && hdr.flags & wire::FLAGS_SIGNED == 0
+            && !matches!(
+                hdr.command,
+                cmd::NEGOTIATE | cmd::SESSION_SETUP | cmd::CANCEL
+            )
+            && st.requires_signed_requests(hdr.session_id)
+        {
+            tracing::debug!(
+                command = hdr.command,
+                "unsigned request on a signing-required session"
+            );
+            inherited_error = Some(status::ACCESS_DENIED);
+        }
         let sec = st.snapshot(hdr.session_id, encrypted.is_some());
         // CANCEL ended this request's wait for a break (suspend); it applies to this
         // request only, whatever else decides its answer.

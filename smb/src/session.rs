@@ -217,6 +217,14 @@ impl ConnState {
         Some((self.dialect?, s.keys.as_ref()?.signing))
     }
 
+    /// Whether session `sid` has its keys and its client required signing (MS-SMB2
+    /// 3.3.5.5.3 sets Session.SigningRequired from the client's SecurityMode).
+    pub fn requires_signed_requests(&self, sid: u64) -> bool {
+        self.sessions
+            .get(&sid)
+            .is_some_and(|s| s.signing_required && s.keys.is_some())
+    }
+
     pub fn snapshot(&self, sid: u64, encrypted_request: bool) -> SecSnapshot {
         let mut snap = SecSnapshot {
             session_id: sid,

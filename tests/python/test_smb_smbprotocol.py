@@ -104,3 +104,23 @@ def test_high_level_file_operations(server, encrypt):
             smbclient.stat(base + r"\dir", **kw)
     finally:
         smbclient.reset_connection_cache(connection_cache=cache)
+
+
+def test_unsigned_request_on_signing_required_session_is_refused(server):
+    """MS-SMB2 3.3.5.2.4: smbprotocol requires signing, so its session is
+    signing-required; a plaintext request on it without a signature is refused with
+    STATUS_ACCESS_DENIED (nothing happens), and signed requests still work after."""
+    (server.backing / "signed.txt").write_bytes(b"data")
+    conn, sess, tree = low_level(server, require_encryption=False)
+    try:
+        assert sess.signing_required
+        sess.signing_required = False  # the client library now sends unsigned requests
+        with pytest.raises(SMBResponseException) as e:
+            open_file(tree, "signed.txt", CreateDisposition.FILE_OPEN)
+        assert e.value.status == 0xC0000022  # STATUS_ACCESS_DENIED
+        sess.signing_required = True
+        f = open_file(tree, "signed.txt", CreateDisposition.FILE_OPEN)
+        assert f.read(0, 4) == b"data"
+        f.close()
+    finally:
+        conn.disconnect()
