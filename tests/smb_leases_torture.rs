@@ -10,6 +10,7 @@ mod smb_common;
 
 use smb_common::Server;
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::process::Command;
 use std::time::Duration;
 
@@ -110,7 +111,10 @@ fn run_suite(suite: &str) {
     }
     let pass = results.values().filter(|v| *v == "success").count();
     let skip = results.values().filter(|v| *v == "skip").count();
-    println!(
+    // Straight to stderr, past the test harness's output capture, so the counts show
+    // in every run (issue 5 asks CI to print them), not only when the test fails.
+    let _ = writeln!(
+        std::io::stderr(),
         "smbtorture {suite}: {pass} passed, {} failed, {skip} skipped of {}",
         results.len() - pass - skip,
         results.len()

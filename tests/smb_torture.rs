@@ -9,6 +9,7 @@ mod smb_common;
 
 use smb_common::Server;
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
 use std::time::Duration;
 
 /// (suite, time limit in seconds)
@@ -109,7 +110,10 @@ fn smbtorture_basic_suites() {
         .map(|(k, _)| k.clone())
         .collect();
     let passed = all.values().filter(|v| *v == "success").count();
-    println!(
+    // Straight to stderr, past the test harness's output capture, so the totals show
+    // in every run.
+    let _ = writeln!(
+        std::io::stderr(),
         "smbtorture total: {passed} passed, {} failed, {} known failures listed",
         failed.len(),
         known.len()
