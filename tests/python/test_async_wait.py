@@ -203,19 +203,34 @@ def test_holder_that_closes_instead_of_acking_ends_the_wait(server):
 
 
 
+DELETE_AND_ATTRS = (FilePipePrinterAccessMask.DELETE
+                    | FilePipePrinterAccessMask.FILE_READ_ATTRIBUTES)
+
+
+def unsent_create(c, name, access, options=CreateOptions.FILE_NON_DIRECTORY_FILE):
+    """A CREATE (FILE_OPEN, share all, no lease) built but not sent, for a compound."""
+    create, _ = Open(c.tree, name).create(
+        ImpersonationLevel.Impersonation, access, FileAttributes.FILE_ATTRIBUTE_NORMAL,
+        SHARE_ALL, CreateDisposition.FILE_OPEN, options, send=False)
+    return create
+
+
+def related_close():
+    close = SMB2CloseRequest()
+    close["file_id"] = b"\xff" * 16  # the FileId of the CREATE before it (3.2.4.1.4)
+    return close
+
+
+def send_related(c, requests):
+    return c.conn.send_compound(requests, c.session.session_id, c.tree.tree_connect_id,
+                                related=True)
+
+
 def send_create_close_compound(c, name):
     """CREATE (read/write, no lease) and a related CLOSE in one compound: the CREATE
     is not the last request, so it may not go async."""
-    f = Open(c.tree, name)
-    create, _ = f.create(
-        ImpersonationLevel.Impersonation,
-        FilePipePrinterAccessMask.GENERIC_READ | FilePipePrinterAccessMask.GENERIC_WRITE,
-        FileAttributes.FILE_ATTRIBUTE_NORMAL, SHARE_ALL, CreateDisposition.FILE_OPEN,
-        CreateOptions.FILE_NON_DIRECTORY_FILE, send=False)
-    close = SMB2CloseRequest()
-    close["file_id"] = b"\xff" * 16  # the FileId of the CREATE before it (3.2.4.1.4)
-    return c.conn.send_compound([create, close], c.session.session_id, c.tree.tree_connect_id,
-                                related=True)
+    access = FilePipePrinterAccessMask.GENERIC_READ | FilePipePrinterAccessMask.GENERIC_WRITE
+    return send_related(c, [unsent_create(c, name, access), related_close()])
 
 
 def unanswered(requests):
@@ -288,16 +303,8 @@ def test_compound_rename_in_the_middle_waits_as_a_whole(server):
         fa, granted, _ = a.open("mid.txt", RH)
         assert granted == RH
         other = open_plain(b, "other.txt")
-        f = Open(b.tree, "mid.txt")
-        create, _ = f.create(
-            ImpersonationLevel.Impersonation,
-            FilePipePrinterAccessMask.DELETE | FilePipePrinterAccessMask.FILE_READ_ATTRIBUTES,
-            FileAttributes.FILE_ATTRIBUTE_NORMAL, SHARE_ALL, CreateDisposition.FILE_OPEN,
-            CreateOptions.FILE_NON_DIRECTORY_FILE, send=False)
-        close = SMB2CloseRequest()
-        close["file_id"] = b"\xff" * 16
-        reqs = b.conn.send_compound([create, rename_request("moved.txt"), close],
-                                    b.session.session_id, b.tree.tree_connect_id, related=True)
+        create = unsent_create(b, "mid.txt", DELETE_AND_ATTRS)
+        reqs = send_related(b, [create, rename_request("moved.txt"), related_close()])
         brk = a.next_break(WAIT)
         assert (brk.current, brk.new, brk.ack_required) == (RH, R, True)
         still_serves(b, other)
@@ -377,16 +384,8 @@ def test_cancel_ends_a_waiting_rename_in_a_compound(server):
     with client(server) as a, client(server) as b:
         fa, granted, _ = a.open("stay.txt", RH)
         assert granted == RH
-        f = Open(b.tree, "stay.txt")
-        create, _ = f.create(
-            ImpersonationLevel.Impersonation,
-            FilePipePrinterAccessMask.DELETE | FilePipePrinterAccessMask.FILE_READ_ATTRIBUTES,
-            FileAttributes.FILE_ATTRIBUTE_NORMAL, SHARE_ALL, CreateDisposition.FILE_OPEN,
-            CreateOptions.FILE_NON_DIRECTORY_FILE, send=False)
-        close = SMB2CloseRequest()
-        close["file_id"] = b"\xff" * 16
-        reqs = b.conn.send_compound([create, rename_request("went.txt"), close],
-                                    b.session.session_id, b.tree.tree_connect_id, related=True)
+        create = unsent_create(b, "stay.txt", DELETE_AND_ATTRS)
+        reqs = send_related(b, [create, rename_request("went.txt"), related_close()])
         brk = a.next_break(WAIT)
         assert brk.current == RH
         assert unanswered(reqs)
@@ -427,20 +426,11 @@ def test_requests_after_a_waiting_delete_on_close_in_a_compound_see_the_name_gon
     (server.backing / "other.txt").write_bytes(b"other")
     with local_holder(server, held, "RH") as holder, client(server) as b:
         other = open_plain(b, "other.txt")
-        f = Open(b.tree, "doc2.txt")
-        create, _ = f.create(
-            ImpersonationLevel.Impersonation,
-            FilePipePrinterAccessMask.DELETE | FilePipePrinterAccessMask.FILE_READ_ATTRIBUTES,
-            FileAttributes.FILE_ATTRIBUTE_NORMAL, SHARE_ALL, CreateDisposition.FILE_OPEN,
-            CreateOptions.FILE_NON_DIRECTORY_FILE | CreateOptions.FILE_DELETE_ON_CLOSE, send=False)
-        close = SMB2CloseRequest()
-        close["file_id"] = b"\xff" * 16
-        again, _ = Open(b.tree, "doc2.txt").create(
-            ImpersonationLevel.Impersonation, FilePipePrinterAccessMask.FILE_READ_ATTRIBUTES,
-            FileAttributes.FILE_ATTRIBUTE_NORMAL, SHARE_ALL, CreateDisposition.FILE_OPEN,
-            CreateOptions.FILE_NON_DIRECTORY_FILE, send=False)
-        reqs = b.conn.send_compound([create, close, again], b.session.session_id,
-                                    b.tree.tree_connect_id, related=True)
+        create = unsent_create(b, "doc2.txt", DELETE_AND_ATTRS,
+                               CreateOptions.FILE_NON_DIRECTORY_FILE
+                               | CreateOptions.FILE_DELETE_ON_CLOSE)
+        again = unsent_create(b, "doc2.txt", FilePipePrinterAccessMask.FILE_READ_ATTRIBUTES)
+        reqs = send_related(b, [create, related_close(), again])
         line = holder.stdout.readline()
         assert "break RH -> R" in line, line
         still_serves(b, other)
